@@ -1,0 +1,65 @@
+# The embedded demo dataset (tools/generate_demo_data.py): 64x64 mp4 videos
+# whose classes differ in how a sprite moves. Students see one 64x64 frame;
+# the teacher the 16-frame clip that starts there, at 32x32. No flip: it
+# would swap the direction classes.
+dataset_type = 'VideoDataset'
+data_root = 'data/demo'
+video_root = f'{data_root}/videos'
+ann_file_train = f'{data_root}/train_list.txt'
+ann_file_val = f'{data_root}/val_list.txt'
+num_classes = 8
+
+clip_len = 16
+teacher_size = 32
+student_offsets = [0]
+
+train_pipeline = [
+    dict(type='DecordInit'),
+    dict(
+        type='HalluSampleFrames',
+        clip_len=clip_len,
+        student_offsets=student_offsets),
+    dict(type='DecordDecode'),
+    dict(type='HalluSplitViews', teacher_scale=(teacher_size, teacher_size)),
+    dict(type='FormatShape', input_format='NCHW'),
+    dict(type='PackActionInputs', collect_keys=('imgs', 'teacher_imgs'))
+]
+val_pipeline = [
+    dict(type='DecordInit'),
+    dict(
+        type='HalluSampleFrames',
+        clip_len=clip_len,
+        student_offsets=student_offsets,
+        with_teacher=False,
+        test_mode=True),
+    dict(type='DecordDecode'),
+    dict(type='FormatShape', input_format='NCHW'),
+    dict(type='PackActionInputs')
+]
+test_pipeline = val_pipeline
+
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        ann_file=ann_file_train,
+        data_prefix=dict(video=video_root),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=32,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        ann_file=ann_file_val,
+        data_prefix=dict(video=video_root),
+        pipeline=val_pipeline,
+        test_mode=True))
+test_dataloader = val_dataloader
+
+val_evaluator = dict(type='AccMetric')
+test_evaluator = val_evaluator

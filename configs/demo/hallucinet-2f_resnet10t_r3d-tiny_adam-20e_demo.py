@@ -1,0 +1,34 @@
+# HalluciNet(2f): frames j and j + 4 of the teacher clip; their features are
+# concatenated, then hallucinated.
+_base_ = ['./hallucinet_resnet10t_r3d-tiny_adam-20e_demo.py']
+student_offsets = [0, 4]
+model = dict(
+    frames_per_segment=2,
+    hallu_head=dict(in_channels=2 * 512),
+    cls_head=dict(in_channels=2 * 512 + 128))
+train_dataloader = dict(
+    dataset=dict(pipeline=[
+        dict(type='DecordInit'),
+        dict(
+            type='HalluSampleFrames',
+            clip_len=16,
+            student_offsets=student_offsets),
+        dict(type='DecordDecode'),
+        dict(type='HalluSplitViews', teacher_scale=(32, 32)),
+        dict(type='FormatShape', input_format='NCHW'),
+        dict(type='PackActionInputs', collect_keys=('imgs', 'teacher_imgs'))
+    ]))
+val_dataloader = dict(
+    dataset=dict(pipeline=[
+        dict(type='DecordInit'),
+        dict(
+            type='HalluSampleFrames',
+            clip_len=16,
+            student_offsets=student_offsets,
+            with_teacher=False,
+            test_mode=True),
+        dict(type='DecordDecode'),
+        dict(type='FormatShape', input_format='NCHW'),
+        dict(type='PackActionInputs')
+    ]))
+test_dataloader = val_dataloader

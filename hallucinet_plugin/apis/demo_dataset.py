@@ -1,0 +1,492 @@
+"""A synthetic action-recognition dataset that the demo generates itself.
+
+Each video shows a dart-shaped sprite gliding over a textured, cluttered,
+noisy background seen through a shaking camera. The class is *how the sprite
+moves*: one of four directions times two speeds. What a single frame shows
+only hints at that: the sprite's nose points along its direction of motion in
+``pose_agreement`` of the videos and elsewhere otherwise, and nothing in one
+frame tells the speed. So a 2D-CNN that sees one frame is capped at
+``pose_agreement / 2`` top-1, while a 3D-CNN that sees a 16-frame clip can
+read both direction and speed -- the gap HalluciNet's student tries to close
+by hallucinating the 3D teacher's features.
+
+The world is a torus: the sprite and the clutter leave one border and come
+back at the opposite one, so the motion, and the class, hold in every clip of
+every length starting at any frame.
+
+The on-disk layout is the one mmaction2 users have::
+
+    out_dir/
+        videos/{teacher_train,train,val}/<split>_<index>.mp4
+        {teacher_train,train,val}_list.txt  # 'teacher_train/x.mp4 3' lines
+        label_map.txt                       # one class name per line
+        meta.json                           # written last: marks completion
+
+Every video is drawn from its own generator seeded with
+``(seed, split id, index)``, so the data depend on the seed only, not on the
+number of workers or the order in which they finish.
+"""
+import json
+import os
+import os.path as osp
+import shutil
+from typing import Dict, List, Optional, Tuple
+
+import cv2
+import numpy as np
+from mmengine.logging import print_log
+from mmengine.utils import track_parallel_progress, track_progress
+
+# Bump whenever a change alters the generated pixels or annotations, so an old
+# dataset on disk is reported as different instead of silently reused.
+GENERATOR_VERSION = 1
+
+SPLITS = ('teacher_train', 'train', 'val')
+DIRECTIONS = ('right', 'up', 'left', 'down')
+SPEEDS = ('slow', 'fast')
+CLASSES = tuple(f'move_{d}_{s}' for d in DIRECTIONS for s in SPEEDS)
+
+# Motion and sprite geometry in pixels (per frame) of a 64-pixel frame;
+# other sizes scale them. The speed ranges do not overlap, so the speed is
+# always readable from motion, and fast stays below the sprite length so
+# consecutive frames overlap (no temporal aliasing).
+_REF_SIZE = 64
+_SLOW_SPEED = (0.7, 1.3)
+_FAST_SPEED = (2.2, 3.2)
+_DIRECTION_JITTER_DEG = 20.0
+_SPRITE_LENGTH = (10.0, 14.0)
+_NUM_CLUTTER = (3, 6)
+_CLUTTER_SIZE = (3.0, 6.0)
+_CLUTTER_SPEED = 0.4
+_SHAKE_STD = 1.0
+_SHAKE_MAX = 2
+_NOISE_STD = 4.0
+# cv2 draws at sub-pixel precision with coordinates scaled by 2**_SHIFT.
+_SHIFT = 4
+
+_META_FILE = 'meta.json'
+_LABEL_MAP_FILE = 'label_map.txt'
+_VIDEO_DIR = 'videos'
+
+
+def _list_file(split: str) -> str:
+    return f'{split}_list.txt'
+
+
+def _hsv_to_rgb(hue: float, sat: float, val: float) -> Tuple[int, ...]:
+    """An RGB colour (0-255 ints) from HSV components in ``[0, 1]``."""
+    hsv = np.array([[[hue * 180.0, sat * 255.0, val * 255.0]]], np.float32)
+    rgb = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)[0, 0]
+    return tuple(int(c) for c in rgb)
+
+
+def _periodic_texture(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A smooth texture that tiles seamlessly, so shifting the camera on the
+    torus never shows a seam.
+
+    Returns:
+        np.ndarray: Float texture in roughly ``[-1, 1]``, shape
+        ``(size, size, 3)``.
+    """
+    freqs = np.fft.fftfreq(size) * size
+    radius = np.hypot(freqs[:, None], freqs[None, :])
+    # Only the lowest few spatial frequencies: blobs, not pixel noise.
+    envelope = np.where((radius > 0) & (radius <= 4), 1.0 / (radius + 1), 0.)
+    channels = []
+    for _ in range(3):
+        spectrum = envelope * (
+            rng.standard_normal((size, size)) +
+            1j * rng.standard_normal((size, size)))
+        channels.append(np.fft.ifft2(spectrum).real)
+    texture = np.stack(channels, axis=-1)
+    return texture / (np.abs(texture).max() + 1e-8)
+
+
+def _dart(length: float, angle: float) -> np.ndarray:
+    """Outline of the sprite, nose along ``angle`` (radians, counterclockwise
+    on screen), centred on the origin.
+
+    Returns:
+        np.ndarray: Polygon vertices ``(x, y)`` in pixels, shape ``(4, 2)``.
+    """
+    local = np.array([[0.6, 0.0], [-0.4, 0.4], [-0.15, 0.0], [-0.4, -0.4]])
+    local = local * length
+    cos, sin = np.cos(angle), np.sin(angle)
+    # Screen y points down, so a counterclockwise angle negates y.
+    return np.stack([
+        local[:, 0] * cos + local[:, 1] * sin,
+        local[:, 0] * -sin + local[:, 1] * cos
+    ], axis=1)
+
+
+def _fill_wrapped(img: np.ndarray, polygon: np.ndarray,
+                  color: Tuple[int, ...]) -> None:
+    """Fill ``polygon`` on the torus: every copy shifted by one frame size
+    that can touch the image is drawn, so a shape straddling a border shows
+    on both sides."""
+    size = img.shape[0]
+    for dy in (-size, 0, size):
+        for dx in (-size, 0, size):
+            pts = polygon + np.array([dx, dy])
+            if (pts.max(0) < -1).any() or (pts.min(0) > size).any():
+                continue
+            cv2.fillPoly(
+                img, [np.round(pts * (1 << _SHIFT)).astype(np.int32)],
+                color,
+                lineType=cv2.LINE_AA,
+                shift=_SHIFT)
+
+
+def _circle(radius: float, num: int = 16) -> np.ndarray:
+    theta = np.linspace(0, 2 * np.pi, num, endpoint=False)
+    return np.stack([np.cos(theta), np.sin(theta)], axis=1) * radius
+
+
+def _clutter_shape(kind: int, size: float) -> List[np.ndarray]:
+    """Polygons of a clutter object centred on the origin. The shapes are
+    symmetric, so unlike the sprite they carry no orientation."""
+    if kind == 0:
+        return [_circle(size)]
+    if kind == 1:
+        half = size * 0.85
+        return [np.array([[-half, -half], [half, -half], [half, half],
+                          [-half, half]])]
+    # A plus sign, as two bars.
+    long, short = size, size * 0.35
+    return [
+        np.array([[-long, -short], [long, -short], [long, short],
+                  [-long, short]]),
+        np.array([[-short, -long], [short, -long], [short, long],
+                  [-short, long]])
+    ]
+
+
+def render_video(rng: np.random.Generator, label: int, num_frames: int,
+                 size: int, pose_agreement: float) -> Tuple[np.ndarray, Dict]:
+    """Draw one video of class ``label``.
+
+    Args:
+        rng (np.random.Generator): The video's own random generator.
+        label (int): Class index into :data:`CLASSES`.
+        num_frames (int): Number of frames T.
+        size (int): Frame height and width S in pixels.
+        pose_agreement (float): Probability that the sprite points along its
+            direction of motion; otherwise it points along one of the three
+            other directions, chosen uniformly.
+
+    Returns:
+        tuple[np.ndarray, dict]: RGB frames, uint8, shape ``(T, S, S, 3)``,
+        and the video's latent factors (direction, pose, speed in pixels per
+        frame).
+    """
+    scale = size / _REF_SIZE
+    direction, speed_id = divmod(label, len(SPEEDS))
+    speed_range = _SLOW_SPEED if speed_id == 0 else _FAST_SPEED
+    speed = rng.uniform(*speed_range) * scale
+    jitter = np.deg2rad(
+        rng.uniform(-_DIRECTION_JITTER_DEG, _DIRECTION_JITTER_DEG))
+    motion_angle = direction * np.pi / 2 + jitter
+    if rng.random() < pose_agreement:
+        pose, pose_angle = direction, motion_angle
+    else:
+        pose = int((direction + rng.integers(1, len(DIRECTIONS))) %
+                   len(DIRECTIONS))
+        pose_angle = pose * np.pi / 2 + np.deg2rad(
+            rng.uniform(-_DIRECTION_JITTER_DEG, _DIRECTION_JITTER_DEG))
+    # Screen y points down: moving 'up' decreases y.
+    velocity = speed * np.array([np.cos(motion_angle), -np.sin(motion_angle)])
+    start = rng.uniform(0, size, 2)
+    sprite = _dart(rng.uniform(*_SPRITE_LENGTH) * scale, pose_angle)
+    sprite_color = _hsv_to_rgb(rng.random(), rng.uniform(0.6, 1.0),
+                               rng.uniform(0.75, 1.0))
+
+    # Muted background so the sprite usually, not always, stands out.
+    base = np.array(
+        _hsv_to_rgb(rng.random(), rng.uniform(0.1, 0.5), rng.uniform(
+            0.3, 0.6)), np.float32)
+    texture = _periodic_texture(rng, size)
+    background = np.clip(base + 45.0 * texture, 0, 255).astype(np.uint8)
+
+    clutter = []
+    for _ in range(rng.integers(_NUM_CLUTTER[0], _NUM_CLUTTER[1] + 1)):
+        angle = rng.uniform(0, 2 * np.pi)
+        clutter.append((
+            _clutter_shape(
+                int(rng.integers(3)),
+                rng.uniform(*_CLUTTER_SIZE) * scale),
+            rng.uniform(0, size, 2),
+            rng.uniform(0, _CLUTTER_SPEED) * scale *
+            np.array([np.cos(angle), np.sin(angle)]),
+            _hsv_to_rgb(rng.random(), rng.uniform(0.2, 1.0),
+                        rng.uniform(0.2, 1.0)),
+        ))
+
+    shake = np.clip(
+        np.round(rng.normal(0, _SHAKE_STD * scale, (num_frames, 2))),
+        -_SHAKE_MAX * scale, _SHAKE_MAX * scale).astype(int)
+    gain = rng.uniform(0.93, 1.07, num_frames)
+    noise = rng.normal(0, _NOISE_STD, (num_frames, size, size, 3))
+
+    frames = np.empty((num_frames, size, size, 3), np.uint8)
+    for t in range(num_frames):
+        img = background.copy()
+        for polygons, position, drift, color in clutter:
+            center = (position + t * drift) % size
+            for polygon in polygons:
+                _fill_wrapped(img, polygon + center, color)
+        _fill_wrapped(img, sprite + (start + t * velocity) % size,
+                      sprite_color)
+        # Camera shake moves the whole torus world, background included.
+        img = np.roll(img, tuple(shake[t]), axis=(0, 1))
+        frames[t] = np.clip(img * gain[t] + noise[t], 0, 255).astype(np.uint8)
+    latents = dict(
+        direction=DIRECTIONS[direction],
+        pose=DIRECTIONS[pose],
+        speed=round(float(speed), 4))
+    return frames, latents
+
+
+def write_video(path: str, frames: np.ndarray, fps: int) -> None:
+    """Encode RGB ``frames`` of shape ``(T, H, W, 3)`` as MPEG-4 part 2."""
+    height, width = frames.shape[1:3]
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), fps,
+                             (width, height))
+    if not writer.isOpened():
+        raise RuntimeError(f'OpenCV cannot open an mp4v writer for {path}')
+    try:
+        for frame in frames:
+            writer.write(np.ascontiguousarray(frame[..., ::-1]))
+    finally:
+        writer.release()
+
+
+def _balanced_labels(seed: int, split_id: int, num_videos: int,
+                     num_classes: int) -> np.ndarray:
+    """Class of each video: equal counts (off by at most one when
+    ``num_videos`` is not a multiple), in a seeded random order."""
+    labels = np.arange(num_videos) % num_classes
+    # A stream apart from the per-video ones, seeded (seed, split, index).
+    rng = np.random.default_rng([seed, len(SPLITS) + split_id, num_videos])
+    # Which classes get the remainder is random too, not always the first.
+    class_order = rng.permutation(num_classes)
+    return rng.permutation(class_order[labels])
+
+
+def _init_worker() -> None:
+    # One OpenCV thread per worker: the pool already uses every core.
+    cv2.setNumThreads(1)
+
+
+def _make_video(task: Tuple) -> Tuple[str, int, Dict]:
+    (out_dir, split, split_id, index, label, seed, num_frames, size, fps,
+     pose_agreement) = task
+    rng = np.random.default_rng([seed, split_id, index])
+    frames, latents = render_video(rng, label, num_frames, size,
+                                   pose_agreement)
+    rel_path = f'{split}/{split}_{index:05d}.mp4'
+    write_video(osp.join(out_dir, _VIDEO_DIR, rel_path), frames, fps)
+    return rel_path, label, latents
+
+
+def _owned_paths(out_dir: str) -> List[str]:
+    """Every path the generator writes, so cleaning never touches others."""
+    paths = [osp.join(out_dir, _VIDEO_DIR, split) for split in SPLITS]
+    paths += [osp.join(out_dir, _list_file(split)) for split in SPLITS]
+    paths += [
+        osp.join(out_dir, name)
+        for name in (_LABEL_MAP_FILE, _META_FILE, _META_FILE + '.tmp')
+    ]
+    return paths
+
+
+def _remove_owned(out_dir: str) -> None:
+    for path in _owned_paths(out_dir):
+        if osp.isdir(path):
+            shutil.rmtree(path)
+        elif osp.lexists(path):
+            os.remove(path)
+    video_root = osp.join(out_dir, _VIDEO_DIR)
+    if osp.isdir(video_root) and not os.listdir(video_root):
+        os.rmdir(video_root)
+
+
+def _write_text(path: str, text: str) -> None:
+    """Write via a temporary file and rename, so no reader sees half."""
+    with open(path + '.tmp', 'w') as f:
+        f.write(text)
+    os.replace(path + '.tmp', path)
+
+
+def _check_positive(name: str, value, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f'{name} must be an int, got {value!r}')
+    if value < minimum:
+        raise ValueError(f'{name} must be >= {minimum}, got {value}')
+
+
+def generate_demo_dataset(out_dir: str,
+                          seed: int = 0,
+                          num_teacher_videos: int = 1600,
+                          num_train_videos: int = 240,
+                          num_val_videos: int = 240,
+                          num_frames: int = 32,
+                          size: int = 64,
+                          fps: int = 25,
+                          pose_agreement: float = 0.9,
+                          workers: Optional[int] = None,
+                          overwrite: bool = False,
+                          progress: bool = True) -> Dict:
+    """Generate the demo dataset under ``out_dir``, or reuse it.
+
+    If ``out_dir/meta.json`` records the same parameters, nothing is written.
+    ``meta.json`` is written last, so a directory without it is an
+    interrupted run: its files are removed and generated again. Only the
+    generator's own paths are ever removed, never other files in
+    ``out_dir``.
+
+    Args:
+        out_dir (str): Root directory of the dataset.
+        seed (int): Seed; the data depend on it and the other parameters
+            only, not on ``workers``.
+        num_teacher_videos (int): Videos in ``teacher_train``, the 3D
+            teacher's pretraining set.
+        num_train_videos (int): Videos in ``train``, the students' labelled
+            set.
+        num_val_videos (int): Videos in ``val``.
+        num_frames (int): Frames per video.
+        size (int): Frame height and width in pixels.
+        fps (int): Frame rate stored in the files.
+        pose_agreement (float): Probability that the sprite points along its
+            direction of motion, i.e. how much a single frame tells about the
+            direction.
+        workers (int, optional): Processes drawing and encoding videos.
+            Defaults to the number of CPUs.
+        overwrite (bool): Replace an existing dataset generated with other
+            parameters instead of raising an error.
+        progress (bool): Show a progress bar.
+
+    Returns:
+        dict: The content of ``meta.json``: ``params``, ``generator_version``,
+        ``classes``, per-split ``num_videos`` / ``class_counts`` /
+        ``pose_agreement_observed`` / ``list_file``, and
+        ``single_frame_upper_bound`` (the best top-1 a model seeing one frame
+        can expect). Only in the returned dict, ``generated`` is False when
+        an existing dataset was reused.
+    """
+    _check_positive('seed', seed, minimum=0)
+    _check_positive('num_teacher_videos', num_teacher_videos)
+    _check_positive('num_train_videos', num_train_videos)
+    _check_positive('num_val_videos', num_val_videos)
+    _check_positive('num_frames', num_frames)
+    _check_positive('size', size, minimum=16)
+    _check_positive('fps', fps)
+    if not 0.0 <= pose_agreement <= 1.0:
+        raise ValueError(
+            f'pose_agreement must be in [0, 1], got {pose_agreement}')
+    if workers is None:
+        workers = os.cpu_count() or 1
+    _check_positive('workers', workers)
+
+    params = dict(
+        seed=int(seed),
+        num_teacher_videos=int(num_teacher_videos),
+        num_train_videos=int(num_train_videos),
+        num_val_videos=int(num_val_videos),
+        num_frames=int(num_frames),
+        size=int(size),
+        fps=int(fps),
+        pose_agreement=float(pose_agreement))
+    meta_path = osp.join(out_dir, _META_FILE)
+    if osp.isfile(meta_path):
+        with open(meta_path) as f:
+            try:
+                old = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ValueError(f'{meta_path} is not valid JSON: {e}')
+        old_params = dict(old.get('params', {}))
+        old_params['generator_version'] = old.get('generator_version')
+        new_params = dict(params, generator_version=GENERATOR_VERSION)
+        if old_params == new_params:
+            print_log(
+                f'Demo dataset in {out_dir} already exists with the same '
+                'parameters; nothing to do.',
+                logger='current')
+            return dict(old, generated=False)
+        if not overwrite:
+            diff = {
+                key: (old_params.get(key), new_params.get(key))
+                for key in sorted(set(old_params) | set(new_params))
+                if old_params.get(key) != new_params.get(key)
+            }
+            raise ValueError(
+                f'{meta_path} records a demo dataset with other parameters '
+                f'(key: (on disk, requested)): {diff}. Pass overwrite=True '
+                '(--overwrite) to replace it, or choose another out_dir.')
+        print_log(
+            f'Replacing the demo dataset in {out_dir}.', logger='current')
+    elif any(osp.lexists(path) for path in _owned_paths(out_dir)):
+        print_log(
+            f'{out_dir} holds an incomplete demo dataset (no {_META_FILE}); '
+            'generating it again.',
+            logger='current')
+    _remove_owned(out_dir)
+
+    counts = dict(
+        teacher_train=num_teacher_videos,
+        train=num_train_videos,
+        val=num_val_videos)
+    tasks = []
+    for split_id, split in enumerate(SPLITS):
+        os.makedirs(osp.join(out_dir, _VIDEO_DIR, split), exist_ok=True)
+        labels = _balanced_labels(seed, split_id, counts[split], len(CLASSES))
+        tasks += [(out_dir, split, split_id, index, int(label), seed,
+                   num_frames, size, fps, pose_agreement)
+                  for index, label in enumerate(labels)]
+
+    workers = min(workers, len(tasks))
+    if workers == 1:
+        _init_worker()
+        if progress:
+            results = track_progress(_make_video, tasks)
+        else:
+            results = [_make_video(task) for task in tasks]
+    elif progress:
+        results = track_parallel_progress(
+            _make_video,
+            tasks,
+            workers,
+            initializer=_init_worker,
+            chunksize=4)
+    else:
+        from multiprocessing import Pool
+        with Pool(workers, initializer=_init_worker) as pool:
+            results = pool.map(_make_video, tasks, chunksize=4)
+
+    meta = dict(
+        generator_version=GENERATOR_VERSION,
+        params=params,
+        classes=list(CLASSES),
+        single_frame_upper_bound=pose_agreement / len(SPEEDS),
+        splits={})
+    start = 0
+    for split in SPLITS:
+        split_results = results[start:start + counts[split]]
+        start += counts[split]
+        _write_text(
+            osp.join(out_dir, _list_file(split)),
+            ''.join(f'{path} {label}\n' for path, label, _ in split_results))
+        class_counts = np.bincount([label for _, label, _ in split_results],
+                                   minlength=len(CLASSES))
+        agree = np.mean([lat['pose'] == lat['direction']
+                         for _, _, lat in split_results])
+        meta['splits'][split] = dict(
+            list_file=_list_file(split),
+            num_videos=counts[split],
+            class_counts=dict(zip(CLASSES, class_counts.tolist())),
+            pose_agreement_observed=round(float(agree), 4))
+    _write_text(
+        osp.join(out_dir, _LABEL_MAP_FILE),
+        ''.join(f'{name}\n' for name in CLASSES))
+    # Last: its presence is what marks the dataset complete.
+    _write_text(meta_path, json.dumps(meta, indent=2) + '\n')
+    return dict(meta, generated=True)

@@ -1,0 +1,164 @@
+"""The command lines of ``tools/train.py`` and ``tools/test.py``.
+
+Same interface as mmaction2's own tools (``CONFIG``, ``--work-dir``,
+``--resume [CKPT]``, ``--amp``, ``--cfg-options``, ``--launcher``; for test
+``CHECKPOINT`` and ``--dump``). The plugin is imported first, so its configs
+work without ``custom_imports`` and checkpoints load with
+``weights_only=True`` (see :mod:`hallucinet_plugin.utils.checkpoint`).
+"""
+import argparse
+import os
+import os.path as osp
+from typing import List, Optional
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+import hallucinet_plugin  # noqa: F401
+
+
+def _common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('config', help='config file path')
+    parser.add_argument(
+        '--work-dir', help='where logs and checkpoints go (default: '
+        './work_dirs/<config name>)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value (see mmaction2)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_train_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a recognizer')
+    _common_args(parser)
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from CKPT, or without a value from the latest '
+        'checkpoint in the work directory')
+    parser.add_argument(
+        '--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument(
+        '--no-validate',
+        action='store_true',
+        help='do not evaluate during training')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate with the actual batch size')
+    parser.add_argument(
+        '--seed',
+        type=int,
+        default=None,
+        help='random seed (overrides the config)')
+    parser.add_argument(
+        '--diff-rank-seed',
+        action='store_true',
+        help='different seeds for different ranks')
+    parser.add_argument(
+        '--deterministic',
+        action='store_true',
+        help='deterministic algorithms (CUDNN and torch)')
+    return parser.parse_args(argv)
+
+
+def _work_dir(cfg: Config, args: argparse.Namespace) -> str:
+    # CLI > config > ./work_dirs/<config name>, as in mmaction2.
+    if args.work_dir is not None:
+        return args.work_dir
+    if cfg.get('work_dir', None) is not None:
+        return cfg.work_dir
+    return osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+
+
+def build_train_config(args: argparse.Namespace) -> Config:
+    """Merge the command line into the config, as mmaction2's train.py."""
+    cfg = Config.fromfile(args.config)
+    if args.no_validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.launcher = args.launcher
+    cfg.work_dir = _work_dir(cfg, args)
+    if args.amp:
+        wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
+            raise ValueError(f'--amp does not support optim_wrapper type '
+                             f'{wrapper}')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    if args.auto_scale_lr:
+        cfg.auto_scale_lr.enable = True
+    randomness = dict(cfg.get('randomness', None) or {})
+    if args.seed is not None:
+        randomness['seed'] = args.seed
+    if args.diff_rank_seed:
+        randomness['diff_rank_seed'] = True
+    if args.deterministic:
+        randomness['deterministic'] = True
+    cfg.randomness = randomness
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    return cfg
+
+
+def train(argv: Optional[List[str]] = None) -> Runner:
+    """``tools/train.py``: build the runner from the config and train."""
+    args = parse_train_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    runner = Runner.from_cfg(build_train_config(args))
+    runner.train()
+    return runner
+
+
+def parse_test_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test a recognizer')
+    _common_args(parser)
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--dump',
+        type=str,
+        help='dump predictions to a pickle file (.pkl/.pickle)')
+    return parser.parse_args(argv)
+
+
+def build_test_config(args: argparse.Namespace) -> Config:
+    """Merge the command line into the config, as mmaction2's test.py."""
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    cfg.work_dir = _work_dir(cfg, args)
+    if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
+        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+    cfg.load_from = args.checkpoint
+    if args.dump is not None:
+        if not args.dump.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--dump must end with .pkl or .pickle, got '
+                             f'{args.dump}')
+        dump = dict(type='DumpResults', out_file_path=args.dump)
+        evaluator = cfg.test_evaluator
+        if isinstance(evaluator, (list, tuple)):
+            cfg.test_evaluator = [*evaluator, dump]
+        else:
+            cfg.test_evaluator = [evaluator, dump]
+    return cfg
+
+
+def test(argv: Optional[List[str]] = None) -> dict:
+    """``tools/test.py``: evaluate a checkpoint; returns the metrics."""
+    args = parse_test_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    runner = Runner.from_cfg(build_test_config(args))
+    return runner.test()

@@ -1,0 +1,125 @@
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+from mmaction.registry import METRICS
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import print_log
+
+
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``x``, tied values sharing their average rank.
+
+    Args:
+        x (np.ndarray): Values, shape (n, ).
+
+    Returns:
+        np.ndarray: Ranks, shape (n, ), float.
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    order = np.argsort(x, kind='stable')
+    sorted_x = x[order]
+    # A tie group starts wherever the sorted value changes.
+    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
+    ends = np.r_[starts[1:], x.size]
+    group_rank = (starts + ends + 1) / 2.0  # mean of ranks starts+1..ends
+    ranks = np.empty(x.size, dtype=np.float64)
+    ranks[order] = np.repeat(group_rank, ends - starts)
+    return ranks
+
+
+def spearman_correlation(pred: Sequence[float],
+                         target: Sequence[float]) -> float:
+    """Spearman's rank correlation: Pearson's correlation of average ranks.
+
+    Args:
+        pred (Sequence[float]): Predicted scores, shape (n, ).
+        target (Sequence[float]): True scores, shape (n, ).
+
+    Returns:
+        float: Correlation in [-1, 1]; NaN when either side is constant
+        (the correlation is undefined).
+    """
+    pred = np.asarray(pred, dtype=np.float64).ravel()
+    target = np.asarray(target, dtype=np.float64).ravel()
+    if pred.shape != target.shape:
+        raise ValueError(f'{pred.size} predictions but {target.size} '
+                         'targets')
+    if pred.size < 2:
+        raise ValueError('rank correlation needs at least 2 samples, got '
+                         f'{pred.size}')
+    if not (np.isfinite(pred).all() and np.isfinite(target).all()):
+        raise ValueError('scores must be finite (no NaN or inf)')
+    rp = average_ranks(pred) - (pred.size + 1) / 2.0
+    rt = average_ranks(target) - (pred.size + 1) / 2.0
+    denom = np.sqrt((rp * rp).sum() * (rt * rt).sum())
+    if denom == 0:
+        return float('nan')
+    return float((rp * rt).sum() / denom)
+
+
+@METRICS.register_module()
+class SpearmanCorrelation(BaseMetric):
+    """Spearman's rank correlation of predicted and true quality scores.
+
+    Reported in percent, as action quality assessment papers do (MTL-AQA,
+    HalluciNet), under ``aqa/spearman``.
+
+    Args:
+        pred_key (str): Data-sample field with the predicted score.
+        gt_key (str): Data-sample field with the true score.
+        collect_device (str): Device to gather results on.
+        prefix (str, optional): Key prefix; defaults to ``'aqa'``.
+    """
+
+    default_prefix: Optional[str] = 'aqa'
+
+    def __init__(self,
+                 pred_key: str = 'pred_quality',
+                 gt_key: str = 'score',
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.pred_key = pred_key
+        self.gt_key = gt_key
+
+    def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
+        """Keep the predicted and true score of each sample.
+
+        Args:
+            data_batch (Any): Unused.
+            data_samples (Sequence[dict]): Model outputs, as dicts or data
+                samples with ``pred_key`` and ``gt_key``.
+        """
+        for sample in data_samples:
+            values = []
+            for key in (self.pred_key, self.gt_key):
+                value = sample.get(key)
+                if value is None:
+                    raise KeyError(
+                        f'SpearmanCorrelation: a data sample has no '
+                        f'{key!r}; it needs {self.pred_key!r} and '
+                        f'{self.gt_key!r}')
+                values.append(_scalar(value, key))
+            self.results.append(tuple(values))
+
+    def compute_metrics(self, results: List) -> Dict[str, float]:
+        """Spearman's rho in percent over all results."""
+        pred, target = zip(*results) if results else ((), ())
+        rho = spearman_correlation(pred, target)
+        if np.isnan(rho):
+            print_log(
+                'SpearmanCorrelation: predicted or true scores are all '
+                'equal, the rank correlation is undefined (NaN)',
+                logger='current',
+                level=30)
+        return dict(spearman=rho * 100)
+
+
+def _scalar(value: Any, key: str) -> float:
+    array = np.asarray(
+        value.detach().cpu() if hasattr(value, 'detach') else value,
+        dtype=np.float64)
+    if array.size != 1:
+        raise ValueError(f'SpearmanCorrelation: {key!r} must be one number '
+                         f'per sample, got shape {array.shape}')
+    return float(array.reshape(()))

@@ -1,0 +1,3 @@
+from .hallucinet_data_preprocessor import HalluciNetDataPreprocessor
+
+__all__ = ['HalluciNetDataPreprocessor']

@@ -1,0 +1,190 @@
+import logging
+import re
+from typing import Dict, Optional
+
+import torch
+import torch.nn as nn
+from mmaction.registry import MODELS
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+from mmengine.runner.checkpoint import _load_checkpoint
+
+from ...typing import OptConfigType
+from ...utils.checkpoint import register_safe_checkpoint_globals
+
+
+@MODELS.register_module()
+class MoNetLoss(BaseModule):
+    """MoNet's hallucination loss (Tang, Ma and Zhou, IJCAI 2019).
+
+    Two terms, returned separately so that the engine logs both:
+
+    * ``loss_hallu = loss_weight * mean((s_feature - t_feature) ** 2)``,
+      the squared error of every step's hallucinated flow feature, averaged
+      over steps, videos and feature dimensions (with
+      ``use_sigmoid_mse=True``, HalluciNet's ``mean((sigmoid(s) -
+      sigmoid(t)) ** 2)`` instead);
+    * ``loss_hallu_prob = loss_weight * alpha * mean_i sum_k |p_ik - q_ik|``,
+      the L1 distance between the class probabilities ``p = softmax(f(s))``
+      and ``q = softmax(f(t))`` that a frozen flow-stream classifier ``f``
+      gives, summed over the classes ``k`` and averaged over the
+      classifier's output rows ``i`` (videos for a segment-consensus head
+      such as ``TSNHead``, steps for a per-step head). It asks the
+      hallucinated features to carry the same class evidence as the true
+      ones, not only to be close. Left out when ``classifier`` is ``None``.
+
+    The classifier is frozen like a distillation teacher: no parameter
+    requires grad, it stays in eval mode even under ``train()``, its output
+    on the true features is computed under ``torch.no_grad()``, and weights
+    loaded from ``classifier_ckpt`` set its ``_is_init`` so its own
+    ``init_weights`` never overwrites them. Gradients still flow through it
+    into ``s_feature``. An ``init_cfg`` of an enclosing module that names
+    layer types would reach into the classifier too, so :meth:`init_weights`
+    loads the checkpoint again, last.
+
+    Args:
+        alpha (float): Weight of the probability term.
+        loss_weight (float): Weight of both terms.
+        classifier (dict, optional): Config of an mmaction2 head taking
+            ``(x, num_segs=...)`` with ``x`` of shape
+            (N * num_segs, C, 1, 1), e.g.
+            ``dict(type='TSNHead', num_classes=400, in_channels=C)``.
+        classifier_ckpt (str, optional): Checkpoint with the classifier's
+            weights; needs ``classifier``.
+        classifier_prefix (str): Prefix of the classifier's keys in the
+            checkpoint's state dict (for example ``'cls_head.'`` in a
+            recognizer checkpoint), stripped on loading; ``''`` for a
+            checkpoint of the classifier alone.
+        use_sigmoid_mse (bool): Compare sigmoids of the features, like
+            :class:`HallucinationLoss`, instead of the raw features.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 alpha: float = 10.0,
+                 loss_weight: float = 1.0,
+                 classifier: OptConfigType = None,
+                 classifier_ckpt: Optional[str] = None,
+                 classifier_prefix: str = 'cls_head.',
+                 use_sigmoid_mse: bool = False,
+                 init_cfg: OptConfigType = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.alpha = alpha
+        self.loss_weight = loss_weight
+        self.use_sigmoid_mse = use_sigmoid_mse
+        self.classifier_ckpt = classifier_ckpt
+        self.classifier_prefix = classifier_prefix or ''
+        if classifier is None:
+            if classifier_ckpt is not None:
+                raise ValueError(
+                    f'MoNetLoss: classifier_ckpt={classifier_ckpt!r} is '
+                    'given but classifier is None; give the classifier '
+                    'config too')
+            self.classifier = None
+            return
+        self.classifier: Optional[nn.Module] = MODELS.build(classifier)
+        for param in self.classifier.parameters():
+            param.requires_grad = False
+        self.classifier.eval()
+        if classifier_ckpt is None:
+            print_log(
+                'MoNetLoss: the classifier has no classifier_ckpt; the '
+                'probability term uses a frozen, randomly initialised '
+                'classifier',
+                logger='current',
+                level=logging.WARNING)
+        else:
+            self._load_classifier()
+
+    def _load_classifier(self) -> None:
+        filename = self.classifier_ckpt
+        register_safe_checkpoint_globals()
+        # mmengine reads local files with torch.load's weights_only default.
+        checkpoint = _load_checkpoint(filename, map_location='cpu')
+        if not isinstance(checkpoint, dict):
+            raise TypeError(f'MoNetLoss: classifier_ckpt {filename} holds a '
+                            f'{type(checkpoint).__name__}, not a state dict')
+        state_dict = checkpoint.get('state_dict', checkpoint)
+        prefix = self.classifier_prefix
+        # Strip DataParallel's 'module.' like mmengine's load_checkpoint.
+        state_dict = {
+            re.sub(r'^module\.', '', key): value
+            for key, value in state_dict.items()
+        }
+        state_dict = {
+            key[len(prefix):]: value
+            for key, value in state_dict.items() if key.startswith(prefix)
+        }
+        if not state_dict:
+            raise KeyError(f'MoNetLoss: no key of classifier_ckpt {filename} '
+                           f'starts with classifier_prefix {prefix!r}')
+        missing, unexpected = self.classifier.load_state_dict(
+            state_dict, strict=False)
+        if missing or unexpected:
+            raise KeyError(
+                f'MoNetLoss: classifier_ckpt {filename} (keys under '
+                f'{prefix!r}) does not fit the classifier: missing '
+                f'{missing}, unexpected {unexpected}')
+        self.classifier._is_init = True
+
+    def init_weights(self) -> None:
+        """Initialise, then put the classifier's loaded weights back."""
+        super().init_weights()
+        if self.classifier_ckpt is not None:
+            self._load_classifier()
+
+    def train(self, mode: bool = True) -> 'MoNetLoss':
+        """Set train mode, keeping the frozen classifier in eval mode."""
+        super().train(mode)
+        if self.classifier is not None:
+            self.classifier.eval()
+        return self
+
+    def _logits(self, feature: torch.Tensor, num_segs: int) -> torch.Tensor:
+        # [N * T, C] -> [N * T, C, 1, 1], the input of mmaction2's 2D heads.
+        logits = self.classifier(
+            feature.reshape(*feature.shape, 1, 1), num_segs=num_segs)
+        if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+            raise TypeError(
+                f'MoNetLoss: the classifier {type(self.classifier).__name__}'
+                ' must return class scores of shape (rows, num_classes)')
+        return logits
+
+    def forward(self,
+                s_feature: torch.Tensor,
+                t_feature: torch.Tensor,
+                num_segs: int = 1) -> Dict[str, torch.Tensor]:
+        """Compute the loss terms.
+
+        Args:
+            s_feature (Tensor): Hallucinated flow features, shape
+                (N * num_segs, C), the steps of a video adjacent.
+            t_feature (Tensor): True flow features, same shape.
+            num_segs (int): Steps per video, for the classifier.
+
+        Returns:
+            dict[str, Tensor]: ``loss_hallu`` and, with a classifier,
+            ``loss_hallu_prob``; weighted scalars.
+        """
+        if s_feature.shape != t_feature.shape:
+            raise ValueError(
+                f'MoNetLoss: hallucinated shape {tuple(s_feature.shape)} '
+                f'!= true shape {tuple(t_feature.shape)}')
+        t_feature = t_feature.to(s_feature.dtype)
+        if self.use_sigmoid_mse:
+            diff = s_feature.sigmoid() - t_feature.sigmoid()
+        else:
+            diff = s_feature - t_feature
+        losses = dict(loss_hallu=self.loss_weight * diff.pow(2).mean())
+        if self.classifier is None:
+            return losses
+        if s_feature.dim() != 2 or s_feature.shape[0] % num_segs:
+            raise ValueError(
+                f'MoNetLoss: features of shape {tuple(s_feature.shape)} are '
+                f'not (N * num_segs, C) with num_segs={num_segs}')
+        prob_s = self._logits(s_feature, num_segs).softmax(dim=-1)
+        with torch.no_grad():
+            prob_t = self._logits(t_feature, num_segs).softmax(dim=-1)
+        distance = (prob_s - prob_t).abs().sum(dim=-1).mean()
+        losses['loss_hallu_prob'] = self.loss_weight * self.alpha * distance
+        return losses

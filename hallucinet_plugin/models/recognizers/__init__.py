@@ -1,0 +1,3 @@
+from .hallucinet import HalluciNet
+
+__all__ = ['HalluciNet']

@@ -1,0 +1,437 @@
+import copy
+import os.path as osp
+from typing import Dict, Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmaction.models import Recognizer2D
+from mmaction.registry import MODELS
+from mmaction.utils import SampleList
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.runner.checkpoint import _load_checkpoint
+
+from ...typing import ConfigType, OptConfigType
+
+FUSIONS = ('concat', 'direct', 'none')
+# Missing teacher keys under these prefixes do not matter: the hallucinated
+# representation comes from the backbone (or a neck), never from the
+# teacher's classifier.
+_UNUSED_TEACHER_PREFIXES = ('cls_head.', 'data_preprocessor.')
+
+
+def build_teacher(teacher: Union[str, ConfigType]) -> nn.Module:
+    """Build a 3D teacher from a config dict or a config file's ``model``.
+
+    Args:
+        teacher (str | dict): A config dict of an mmaction2 model (a 3D
+            recognizer or a bare 3D backbone) or the path of a config file
+            whose ``model`` is used.
+
+    Returns:
+        nn.Module: The teacher.
+    """
+    if isinstance(teacher, str):
+        if not osp.isfile(teacher):
+            raise FileNotFoundError(f'teacher config not found: {teacher}')
+        teacher = Config.fromfile(teacher)['model']
+    teacher = copy.deepcopy(dict(teacher))
+    # A recognizer's own data preprocessor is not used: the teacher view is
+    # normalised by HalluciNetDataPreprocessor.
+    teacher.pop('data_preprocessor', None)
+    return MODELS.build(teacher)
+
+
+def reduce_to_vector(out, pool: str = 'avg') -> torch.Tensor:
+    """Reduce whatever a backbone returns to one vector per sample.
+
+    Args:
+        out (Tensor | tuple | list): ``(N, C, T, H, W)`` or ``(N, C, H, W)``
+            maps, ``(N, L, C)`` tokens, ``(N, C)`` vectors, or a tuple of
+            those (SlowFast's ``(slow, fast)``), reduced one by one and
+            concatenated along the channels.
+        pool (str): ``'avg'`` or ``'max'`` over the non-channel axes.
+
+    Returns:
+        Tensor: ``(N, C_total)``.
+    """
+    if isinstance(out, (tuple, list)):
+        return torch.cat([reduce_to_vector(o, pool) for o in out], dim=1)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f'cannot reduce a {type(out).__name__} to a vector')
+    if out.dim() == 2:
+        return out
+    if out.dim() == 3:
+        # [N, L, C] tokens -> [N, C]
+        dims = (1, )
+    else:
+        # [N, C, T, H, W] or [N, C, H, W] -> [N, C]
+        dims = tuple(range(2, out.dim()))
+    if pool == 'avg':
+        return out.mean(dim=dims)
+    if pool == 'max':
+        return out.amax(dim=dims)
+    raise ValueError(f'unknown teacher pool {pool!r}')
+
+
+@MODELS.register_module()
+class HalluciNet(Recognizer2D):
+    """HalluciNet: a 2D-CNN student that hallucinates a 3D teacher.
+
+    Parmar & Morris, "HalluciNet-ing Spatiotemporal Representations Using a
+    2D-CNN", Signals 2021. The student sees one frame (or a few) per segment
+    and, next to its main task, regresses the representation a frozen
+    3D-CNN teacher computes from the clip that starts at that frame:
+    ``L = L_cls + lambda * L_hallu``. At inference only the student runs.
+
+    The forward pass is split into steps that can be called on their own
+    (like timm's ``forward_features`` / ``forward_head``):
+    :meth:`extract_student_feat` -> :meth:`extract_teacher_feat` (or the
+    feature bank) -> :meth:`hallucinate` -> :meth:`fuse` -> ``cls_head``.
+    Without ``hallu_head`` and with one frame per segment, the model is
+    exactly mmaction2's :class:`Recognizer2D`: baselines and HalluciNet share
+    one code path.
+
+    Args:
+        backbone (dict): Any 2D backbone mmaction2 can build: ``timm.<name>``
+            (NCHW, NHWC and NLC outputs are pooled; timm's ``output_fmt``
+            is read when ``feature_shape`` is not given), mmaction2's own
+            (ResNet, ResNetTSM, MobileNetV2TSM, ...), ``torchvision.<name>``.
+        cls_head (dict, optional): Any mmaction2 2D head. Its
+            ``in_channels`` must equal what :attr:`fusion` produces.
+        neck (dict, optional): Only without hallucination.
+        teacher (str | dict, optional): The frozen 3D teacher: an mmaction2
+            3D recognizer or bare 3D backbone config, or a config file path
+            whose ``model`` is used. Not needed when training from the
+            feature bank (``teacher_feats`` in the inputs).
+        teacher_ckpt (str, optional): The teacher's checkpoint.
+        hallu_head (dict, optional): The hallucination head (e.g.
+            ``HallucinationHead``, ``MoNetHead``) with its ``loss_hallu``.
+        fusion (str): What the classifier sees. ``'concat'``: appearance
+            features and hallucinated representation concatenated (the
+            paper's fused model); ``'direct'``: only the hallucinated
+            representation (HalluciNet-direct); ``'none'``: only appearance
+            features, hallucination as an auxiliary task.
+        frames_per_segment (int): Student frames per segment (``len`` of the
+            sampler's ``student_offsets``; 2 for HalluciNet(2f)). Their
+            features are concatenated in order before hallucinating.
+        teacher_layer (str, optional): Name of a teacher submodule (as in
+            ``named_modules()``, e.g. ``'backbone.layer3'``) whose output is
+            hallucinated; default: what the teacher backbone returns (its
+            last stage).
+        teacher_pool (str): ``'avg'`` or ``'max'`` reduction of the teacher
+            output to one vector per clip.
+        keep_teacher_in_ckpt (bool): Write the frozen teacher's weights into
+            the student's checkpoints. By default they are left out and come
+            from ``teacher_ckpt`` when the model is built.
+        max_missing_teacher_keys (int): Teacher checkpoint keys (outside the
+            teacher's classifier) allowed to be missing before loading
+            fails.
+        train_cfg, test_cfg, data_preprocessor: As in
+            :class:`Recognizer2D`; use :class:`HalluciNetDataPreprocessor`
+            for the two views.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 cls_head: OptConfigType = None,
+                 neck: OptConfigType = None,
+                 teacher: Optional[Union[str, ConfigType]] = None,
+                 teacher_ckpt: Optional[str] = None,
+                 hallu_head: OptConfigType = None,
+                 fusion: str = 'concat',
+                 frames_per_segment: int = 1,
+                 teacher_layer: Optional[str] = None,
+                 teacher_pool: str = 'avg',
+                 keep_teacher_in_ckpt: bool = False,
+                 max_missing_teacher_keys: int = 0,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None) -> None:
+        if fusion not in FUSIONS:
+            raise ValueError(f'fusion must be one of {FUSIONS}, got '
+                             f'{fusion!r}')
+        if hallu_head is None and fusion == 'direct':
+            raise ValueError("fusion='direct' needs a hallu_head")
+        if hallu_head is not None and neck is not None:
+            raise ValueError('HalluciNet does not support a neck together '
+                             'with a hallu_head')
+        if frames_per_segment < 1:
+            raise ValueError('frames_per_segment must be >= 1')
+        if teacher_ckpt is not None and teacher is None:
+            raise ValueError('teacher_ckpt given without a teacher config')
+        super().__init__(
+            backbone=backbone,
+            cls_head=cls_head,
+            neck=neck,
+            train_cfg=train_cfg,
+            test_cfg=test_cfg,
+            data_preprocessor=data_preprocessor)
+        if self.backbone_from == 'timm' and not self.feature_shape:
+            # timm Swin & co. return NHWC maps and say so.
+            self.feature_shape = getattr(self.backbone, 'output_fmt', None)
+        self.fusion = fusion
+        self.frames_per_segment = frames_per_segment
+        self.teacher_layer = teacher_layer
+        self.teacher_pool = teacher_pool
+        self.keep_teacher_in_ckpt = keep_teacher_in_ckpt
+        self.hallu_head = None
+        if hallu_head is not None:
+            self.hallu_head = MODELS.build(hallu_head)
+        self._check_channels()
+
+        self.teacher = None
+        if teacher is not None:
+            self.teacher = build_teacher(teacher)
+            if teacher_ckpt is not None:
+                self.load_teacher(teacher_ckpt, max_missing_teacher_keys)
+            self._freeze_teacher()
+            self._register_state_dict_hook(_drop_teacher_state)
+            self.register_load_state_dict_pre_hook(_fill_teacher_state)
+
+    # ----------------------------------------------------------- building
+    def _student_channels(self) -> Optional[int]:
+        """Student feature size per segment, when known before a forward."""
+        channels = None
+        if self.backbone_from == 'timm':
+            channels = self.backbone.num_features
+        elif hasattr(self.backbone, 'feat_dim'):
+            channels = self.backbone.feat_dim
+        return None if channels is None else channels * \
+            self.frames_per_segment
+
+    def _check_channels(self) -> None:
+        student = self._student_channels()
+        head = self.hallu_head
+        if head is not None and student is not None \
+                and head.in_channels != student:
+            raise ValueError(
+                f'hallu_head.in_channels={head.in_channels} but the student '
+                f'gives {student} features per segment '
+                f'({self.frames_per_segment} frame(s))')
+        if not self.with_cls_head or not hasattr(self.cls_head,
+                                                 'in_channels'):
+            return
+        if head is None:
+            expected = student
+        elif self.fusion == 'concat':
+            expected = head.in_channels + head.out_channels
+        elif self.fusion == 'direct':
+            expected = head.out_channels
+        else:
+            expected = head.in_channels
+        if expected is not None and self.cls_head.in_channels != expected:
+            raise ValueError(
+                f'cls_head.in_channels={self.cls_head.in_channels} but '
+                f"fusion='{self.fusion}' gives the classifier {expected} "
+                'features per segment')
+
+    def load_teacher(self, filename: str, max_missing: int = 0) -> None:
+        """Load the teacher's weights and mark it initialised.
+
+        Args:
+            filename (str): A checkpoint path or URL (``teacher_ckpt``).
+            max_missing (int): Missing keys allowed outside the teacher's
+                classifier.
+        """
+        if '://' not in filename and not osp.isfile(filename):
+            raise FileNotFoundError(
+                f'teacher_ckpt not found: {filename} (set model.teacher_ckpt '
+                'to the trained teacher checkpoint)')
+        checkpoint = _load_checkpoint(filename, map_location='cpu')
+        state = checkpoint.get('state_dict', checkpoint) \
+            if isinstance(checkpoint, dict) else None
+        if not isinstance(state, dict):
+            raise ValueError(f'{filename}: not a checkpoint with a state '
+                             'dict')
+        state = {
+            k[len('module.'):] if k.startswith('module.') else k: v
+            for k, v in state.items()
+        }
+        missing, unexpected = self.teacher.load_state_dict(
+            state, strict=False)
+        missing = [
+            k for k in missing if not k.startswith(_UNUSED_TEACHER_PREFIXES)
+        ]
+        logger = MMLogger.get_current_instance()
+        if len(missing) > max_missing:
+            raise KeyError(
+                f'teacher_ckpt {filename} does not fit the teacher '
+                f'{type(self.teacher).__name__}: {len(missing)} missing keys '
+                f'(e.g. {missing[:5]}), {len(unexpected)} unexpected keys '
+                f'(e.g. {unexpected[:5]}); is it the same architecture?')
+        if missing or unexpected:
+            logger.warning(
+                f'teacher_ckpt {filename}: missing keys {missing}, '
+                f'unexpected keys {unexpected[:20]}')
+        logger.info(f'loaded teacher weights from {filename}')
+        self.teacher._is_init = True
+
+    def _freeze_teacher(self) -> None:
+        for param in self.teacher.parameters():
+            param.requires_grad = False
+        self.teacher.eval()
+
+    def train(self, mode: bool = True) -> 'HalluciNet':
+        """Set train mode, keeping the teacher (and its BN) in eval mode."""
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()
+        return self
+
+    # ------------------------------------------------------------ forward
+    def extract_student_feat(self,
+                             imgs: torch.Tensor,
+                             test_mode: bool = False) -> Tuple:
+        """Student features, one vector per segment.
+
+        Args:
+            imgs (Tensor): ``(N, V * S * F, C, H, W)``: ``S`` segments of
+                ``F`` frames each, ``V`` test views.
+
+        Returns:
+            tuple: ``(N * V * S, F * C)`` features and mmaction2's
+            ``loss_predict_kwargs`` (``num_segs`` = ``V * S``).
+        """
+        x, kwargs = super().extract_feat(
+            imgs, stage='backbone', test_mode=test_mode)
+        # [N * V * S * F, C, ...] -> [N * V * S * F, C]
+        x = reduce_to_vector(x)
+        # [N * V * S * F, C] -> [N * V * S, F * C]
+        x = x.reshape(-1, self.frames_per_segment * x.shape[1])
+        kwargs['num_segs'] //= self.frames_per_segment
+        return x, kwargs
+
+    @torch.no_grad()
+    def extract_teacher_feat(self, clips: torch.Tensor) -> torch.Tensor:
+        """The frozen teacher's representation of each clip.
+
+        Args:
+            clips (Tensor): ``(N, S, C, T, H, W)``, one clip per segment.
+
+        Returns:
+            Tensor: ``(N * S, D)``.
+        """
+        if self.teacher is None:
+            raise RuntimeError('no teacher configured: set model.teacher, or '
+                               'train from a feature bank (teacher_feats)')
+        captured = []
+        handle = None
+        if self.teacher_layer is not None:
+            modules = dict(self.teacher.named_modules())
+            if self.teacher_layer not in modules:
+                raise KeyError(f'teacher_layer {self.teacher_layer!r} is not '
+                               f'a submodule of the teacher')
+            handle = modules[self.teacher_layer].register_forward_hook(
+                lambda module, args, out: captured.append(out))
+        try:
+            if hasattr(self.teacher, 'extract_feat'):
+                out, _ = self.teacher.extract_feat(clips, stage='backbone')
+            else:
+                # [N, S, C, T, H, W] -> [N * S, C, T, H, W]
+                out = self.teacher(clips.flatten(0, 1))
+        finally:
+            if handle is not None:
+                handle.remove()
+        if captured:
+            out = captured[0]
+        return reduce_to_vector(out, self.teacher_pool)
+
+    def teacher_target(self, inputs: Dict) -> torch.Tensor:
+        """The hallucination target: feature bank or online teacher.
+
+        Returns:
+            Tensor: ``(N * S, D)``.
+        """
+        if 'teacher_feats' in inputs:
+            # [N, S, D] -> [N * S, D]
+            return inputs['teacher_feats'].flatten(0, 1)
+        if 'teacher_imgs' not in inputs:
+            raise KeyError('training HalluciNet needs teacher_imgs (online '
+                           'teacher) or teacher_feats (feature bank) in the '
+                           "inputs: check the pipeline's PackActionInputs "
+                           'collect_keys')
+        return self.extract_teacher_feat(inputs['teacher_imgs'])
+
+    def hallucinate(self, feats: torch.Tensor, num_segs: int) -> torch.Tensor:
+        """Map student features ``(N * S, F * C)`` to the teacher's space,
+        ``(N * S, D)``."""
+        if feats.shape[1] != self.hallu_head.in_channels:
+            raise ValueError(
+                f'the student gives {feats.shape[1]} features per segment '
+                f'but hallu_head.in_channels={self.hallu_head.in_channels}')
+        return self.hallu_head(feats, num_segs=num_segs)
+
+    def fuse(self, feats: torch.Tensor,
+             hallu: Optional[torch.Tensor]) -> torch.Tensor:
+        """What the classifier sees, ``(N * S, C')``, see :attr:`fusion`."""
+        if hallu is None or self.fusion == 'none':
+            return feats
+        if self.fusion == 'direct':
+            return hallu
+        return torch.cat([feats, hallu], dim=1)
+
+    def extract_feat(self,
+                     inputs: Union[torch.Tensor, Dict],
+                     stage: str = 'neck',
+                     data_samples: SampleList = None,
+                     test_mode: bool = False) -> Tuple:
+        """Student features, hallucination and fusion; the loss of the
+        hallucination goes to ``loss_aux`` as mmaction2's necks do.
+
+        Args:
+            inputs (Tensor | dict): Student frames ``(N, S * F, C, H, W)``,
+                or a dict with ``imgs`` and, in training, ``teacher_imgs``
+                ``(N, S, C, T, H, W)`` or ``teacher_feats`` ``(N, S, D)``.
+            stage (str): ``'backbone'`` (student features), ``'neck'``
+                (fused features for the head) or ``'head'`` (scores).
+
+        Returns:
+            tuple: Features ``(N * S, C', 1, 1)`` and the head's kwargs.
+        """
+        imgs = inputs['imgs'] if isinstance(inputs, dict) else inputs
+        if self.hallu_head is None and self.frames_per_segment == 1:
+            return super().extract_feat(
+                imgs,
+                stage=stage,
+                data_samples=data_samples,
+                test_mode=test_mode)
+        feats, kwargs = self.extract_student_feat(imgs, test_mode)
+        if stage == 'backbone':
+            return feats, kwargs
+        num_segs = kwargs['num_segs']
+        hallu = None
+        loss_aux = dict()
+        if self.hallu_head is not None:
+            hallu = self.hallucinate(feats, num_segs)
+            if not test_mode and data_samples is not None:
+                if not isinstance(inputs, dict):
+                    inputs = dict(imgs=imgs)
+                target = self.teacher_target(inputs)
+                loss_aux = self.hallu_head.loss(hallu, target, num_segs)
+        # [N * S, C'] -> [N * S, C', 1, 1], the layout 2D heads pool.
+        x = self.fuse(feats, hallu)[..., None, None]
+        kwargs['loss_aux'] = loss_aux
+        if stage == 'neck':
+            return x, kwargs
+        return self.cls_head(x, **kwargs), kwargs
+
+
+def _drop_teacher_state(module: HalluciNet, state_dict: Dict, prefix: str,
+                        local_metadata: Dict) -> None:
+    """State-dict hook: leave the frozen teacher out of checkpoints."""
+    if module.keep_teacher_in_ckpt:
+        return
+    for key in [k for k in state_dict if k.startswith(prefix + 'teacher.')]:
+        del state_dict[key]
+
+
+def _fill_teacher_state(module: HalluciNet, state_dict: Dict, prefix: str,
+                        *args) -> None:
+    """Load pre-hook: a checkpoint without the teacher keeps the teacher
+    loaded from ``teacher_ckpt`` instead of reporting its keys missing."""
+    teacher_prefix = prefix + 'teacher.'
+    if any(k.startswith(teacher_prefix) for k in state_dict):
+        return
+    for key, value in module.teacher.state_dict().items():
+        state_dict[teacher_prefix + key] = value

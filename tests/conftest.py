@@ -1,0 +1,86 @@
+"""Shared fixtures: small real mp4 videos and config helpers."""
+import os.path as osp
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+NUM_CLASSES = 4
+
+
+def write_video(path: str, frames: np.ndarray, fps: int = 25) -> None:
+    """Write ``(T, H, W, 3)`` uint8 RGB frames as an MPEG-4 mp4."""
+    h, w = frames.shape[1:3]
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), fps,
+                             (w, h))
+    if not writer.isOpened():
+        raise RuntimeError(f'cannot open a video writer for {path}')
+    for frame in frames:
+        writer.write(np.ascontiguousarray(frame[..., ::-1]))
+    writer.release()
+
+
+def moving_square_video(label: int, num_frames: int, size: int,
+                        rng: np.random.Generator) -> np.ndarray:
+    """A bright square moving in one of four directions (the label)."""
+    frames = rng.integers(0, 60, (num_frames, size, size, 3), np.uint8)
+    dy, dx = [(0, 1), (0, -1), (1, 0), (-1, 0)][label]
+    y, x = rng.integers(size // 4, 3 * size // 4, 2)
+    for t in range(num_frames):
+        cy, cx = (y + dy * t) % size, (x + dx * t) % size
+        frames[t, max(cy - 4, 0):cy + 4, max(cx - 4, 0):cx + 4] = 230
+    return frames
+
+
+def make_video_dataset(root: str,
+                       num_videos: int = 8,
+                       num_frames: int = 24,
+                       size: int = 32,
+                       seed: int = 0) -> dict:
+    """Videos under ``root/videos`` and an mmaction2 list ``root/list.txt``.
+    """
+    rng = np.random.default_rng(seed)
+    video_dir = osp.join(root, 'videos')
+    import os
+    os.makedirs(video_dir, exist_ok=True)
+    lines = []
+    for i in range(num_videos):
+        label = i % NUM_CLASSES
+        name = f'video_{i:03d}.mp4'
+        write_video(
+            osp.join(video_dir, name),
+            moving_square_video(label, num_frames, size, rng))
+        lines.append(f'{name} {label}')
+    ann_file = osp.join(root, 'list.txt')
+    with open(ann_file, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    return dict(
+        root=root,
+        video_dir=video_dir,
+        ann_file=ann_file,
+        num_videos=num_videos,
+        num_frames=num_frames,
+        size=size)
+
+
+@pytest.fixture(scope='session')
+def video_dataset(tmp_path_factory) -> dict:
+    """Eight 24-frame 32x32 mp4 videos of four classes."""
+    return make_video_dataset(str(tmp_path_factory.mktemp('videos')))
+
+
+def run_tool(*args: str, cwd: str = REPO, timeout: int = 600,
+             check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``python tools/<args>`` as a real subprocess."""
+    proc = subprocess.run([sys.executable, *args],
+                          cwd=cwd,
+                          capture_output=True,
+                          text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f'{args} failed ({proc.returncode}):\n'
+                             f'{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}')
+    return proc
