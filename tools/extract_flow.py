@@ -18,8 +18,12 @@ quantisation and frame-count conventions.
 """
 import argparse
 
-from hallucinet_plugin.apis.flow import (FLOW_METHODS, FLOW_TMPL, RGB_TMPL,
-                                         extract_flow)
+from hallucinet_plugin.apis.flow import (
+    FLOW_METHODS,
+    FLOW_TMPL,
+    RGB_TMPL,
+    extract_flow,
+)
 
 
 def parse_args() -> argparse.Namespace:

@@ -2,7 +2,7 @@
 
 Example::
 
-    python tools/test.py configs/hallucinet_vgg11-bn_resnext101_ucf101-static.py CKPT
+    python tools/test.py configs/hallucinet_vgg11_ucf.py CKPT
 """
 import os.path as osp
 import sys

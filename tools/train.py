@@ -2,7 +2,7 @@
 
 Example::
 
-    python tools/train.py configs/hallucinet_vgg11-bn_resnext101_ucf101-static.py
+    python tools/train.py configs/hallucinet_vgg11_ucf.py
 """
 import os.path as osp
 import sys

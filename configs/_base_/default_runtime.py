@@ -1,6 +1,7 @@
 # The plugin's runtime: mmaction2's defaults plus the plugin import, so these
 # configs also work with mmaction2's own tools/train.py.
-custom_imports = dict(imports=['hallucinet_plugin'], allow_failed_imports=False)
+custom_imports = dict(
+    imports=['hallucinet_plugin'], allow_failed_imports=False)
 default_scope = 'mmaction'
 
 default_hooks = dict(

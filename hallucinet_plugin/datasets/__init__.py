@@ -1,1 +1,4 @@
+from .mtl_aqa_dataset import MTLAQADataset
 from .transforms import *  # noqa: F401,F403
+
+__all__ = ['MTLAQADataset']

@@ -153,7 +153,8 @@ class MTLAQADataset(BaseActionDataset):
         data_prefix (dict): ``dict(video=folder)`` for videos or
             ``dict(img=folder)`` for extracted frames.
         properties (dict[str, int], optional): Dive properties to read and
-            their class counts; None reads none (quality assessment only).
+            their class counts, by default ``MTL_AQA_PROPERTIES``; None
+            reads none (quality assessment only).
         with_score (bool): Read ``final_score``; False for recognition
             only.
         label_maps (dict[str, dict[str, int]], optional): Names accepted in
@@ -236,7 +237,7 @@ class MTLAQADataset(BaseActionDataset):
             records = self._load_release()
         else:
             records = self._load_table(ext)
-        return [self._parse_record(key, rec, src) for key, rec, src in records]
+        return [self._parse_record(key, rec) for key, rec in records]
 
     def get_data_info(self, idx: int) -> dict:
         """Get the annotation of a dive, with its window in the video."""
@@ -247,7 +248,7 @@ class MTLAQADataset(BaseActionDataset):
             self.start_index + data_info['start_frame'])
         return data_info
 
-    def _load_release(self) -> List[Tuple[tuple, dict, str]]:
+    def _load_release(self) -> List[Tuple[tuple, dict]]:
         """Read the released annotation dict and split list."""
         annos = load_plain_pickle(self.ann_file)
         if not isinstance(annos, dict):
@@ -284,10 +285,9 @@ class MTLAQADataset(BaseActionDataset):
                         f'{self.ann_file}')
         # numpy ints hash like ints, so lookups work; the data info keeps
         # plain ints.
-        return [((int(key[0]), int(key[1])), annos[key], self.ann_file)
-                for key in keys]
+        return [((int(key[0]), int(key[1])), annos[key]) for key in keys]
 
-    def _load_table(self, ext: str) -> List[Tuple[tuple, dict, str]]:
+    def _load_table(self, ext: str) -> List[Tuple[tuple, dict]]:
         """Read a JSON list or CSV table of records with the same fields."""
         if not osp.isfile(self.ann_file):
             raise FileNotFoundError(
@@ -320,13 +320,13 @@ class MTLAQADataset(BaseActionDataset):
             if key in seen:
                 raise ValueError(f'{where}: key {key!r} appears twice')
             seen.add(key)
-            records.append((key, row, self.ann_file))
+            records.append((key, row))
         return records
 
-    def _parse_record(self, key: tuple, rec: dict, src: str) -> dict:
+    def _parse_record(self, key: tuple, rec: dict) -> dict:
         """Check the fields of one dive and turn them into a data info."""
         event, clip = key
-        where = f'{src}: annotation {key!r}'
+        where = f'{self.ann_file}: annotation {key!r}'
         for field in _FRAME_FIELDS + tuple(self.properties) + (
             (_SCORE_FIELD, ) if self.with_score else ()):
             if field not in rec:

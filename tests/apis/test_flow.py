@@ -1,7 +1,5 @@
 # Copyright (c) OpenMMLab. All rights reserved.
-import json
 import os
-import os.path as osp
 import subprocess
 import sys
 from pathlib import Path
@@ -10,10 +8,16 @@ import cv2
 import numpy as np
 import pytest
 
-from hallucinet_plugin.apis.flow import (DONE_MARKER, BadVideoError,
-                                         compute_tvl1_flow, dequantize_flow,
-                                         extract_flow, extract_video_flow,
-                                         quantize_flow, read_done_marker)
+from hallucinet_plugin.apis.flow import (
+    DONE_MARKER,
+    BadVideoError,
+    compute_tvl1_flow,
+    dequantize_flow,
+    extract_flow,
+    extract_video_flow,
+    quantize_flow,
+    read_done_marker,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # decord 0.6 returns mis-shaped frames for 48x48 videos, so not square.
@@ -132,9 +136,12 @@ def test_extract_video_flow_layout_and_accuracy(video_dir, tmp_path):
 def test_rawframe_dataset_reads_extracted_flow(video_dir, video_list,
                                                tmp_path):
     from mmaction.datasets import RawframeDataset
-    from mmaction.datasets.transforms import (FormatShape,
-                                              PackActionInputs,
-                                              RawFrameDecode, SampleFrames)
+    from mmaction.datasets.transforms import (
+        FormatShape,
+        PackActionInputs,
+        RawFrameDecode,
+        SampleFrames,
+    )
 
     out_root, ann = tmp_path / 'rawframes', tmp_path / 'flow_list.txt'
     summary = extract_flow(

@@ -1,4 +1,5 @@
 import argparse
+import importlib.util
 import os
 import subprocess
 import sys
@@ -13,8 +14,10 @@ from mmaction.utils import register_all_modules
 from mmengine.runner import load_checkpoint
 
 import hallucinet_plugin.models.backbones.resnext3d  # noqa: F401
-from hallucinet_plugin.apis.hara_checkpoint import (convert_hara_checkpoint,
-                                                    load_resnext3d_state_dict)
+from hallucinet_plugin.apis.hara_checkpoint import (
+    convert_hara_checkpoint,
+    load_resnext3d_state_dict,
+)
 from hallucinet_plugin.models.backbones.resnext3d import ResNeXt3D
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,7 +87,8 @@ def _random_state(shapes, seed=0):
 
 
 def _save_hara(path, depth=50, arch='default', module_prefix=True,
-               bn_counter=True, num_classes=NUM_CLASSES, extra=None):
+               bn_counter=True, num_classes=NUM_CLASSES, extra=None,
+               legacy_format=False):
     """Write a checkpoint exactly as Hara's main.py does."""
     state = _random_state(
         _hara_shapes(
@@ -109,7 +113,8 @@ def _save_hara(path, depth=50, arch='default', module_prefix=True,
     if arch is not None:
         checkpoint['arch'] = arch
     checkpoint.update(extra or {})
-    torch.save(checkpoint, path)
+    torch.save(
+        checkpoint, path, _use_new_zipfile_serialization=not legacy_format)
     return state
 
 
@@ -310,9 +315,12 @@ def test_load_resnext3d_state_dict_round_trip(tmp_path):
 
 
 def test_pytorch_03_checkpoint_without_bn_counters(tmp_path):
-    # The 2017 Kinetics models predate BatchNorm's num_batches_tracked.
+    # The 2017 Kinetics models predate BatchNorm's num_batches_tracked and
+    # the zip file format.
     src = tmp_path / 'resnext-50-old.pth'
-    state = _save_hara(src, bn_counter=False)
+    state = _save_hara(src, bn_counter=False, legacy_format=True)
+    with open(src, 'rb') as f:
+        assert f.read(2) != b'PK'
     assert not any('num_batches_tracked' in k for k in state)
     dst = tmp_path / 'converted.pth'
     meta = convert_hara_checkpoint(str(src), str(dst), keep_fc=True)
@@ -334,13 +342,27 @@ def test_depth_from_layer3_without_arch_or_module_prefix(tmp_path):
     ResNeXt3D(depth=101, **TINY).load_state_dict(state_dict, strict=True)
 
 
-def test_cli_reports_missing_file(tmp_path):
+def test_cli_reports_errors(tmp_path, capsys):
+    # In-process (the subprocess path is covered above): same main().
+    spec = importlib.util.spec_from_file_location('convert_tool', TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
     missing = tmp_path / 'nope.pth'
-    result = _run_tool(missing, tmp_path / 'out.pth')
-    assert result.returncode == 1
-    assert 'checkpoint not found' in result.stderr
-    assert str(missing) in result.stderr
+    assert tool.main([str(missing), str(tmp_path / 'out.pth')]) == 1
+    err = capsys.readouterr().err
+    assert 'error: checkpoint not found' in err and str(missing) in err
+
+    src = tmp_path / 'nofc.pth'
+    _save_hara(src, num_classes=None)
+    assert tool.main([str(src), str(tmp_path / 'out.pth'), '--keep-fc']) == 1
+    assert "has no 'fc.weight'" in capsys.readouterr().err
     assert not (tmp_path / 'out.pth').exists()
+
+    assert tool.main([str(src), str(tmp_path / 'out.pth'), '--prefix',
+                      '']) == 0
+    assert 'ResNeXt3D(' in capsys.readouterr().out
+    keys = torch.load(tmp_path / 'out.pth', weights_only=True)['state_dict']
+    assert 'conv1.weight' in keys
 
 
 def test_error_missing_file(tmp_path):

@@ -38,6 +38,8 @@ class HalluSampleFrames(BaseTransform):
           student frame indices, segment-major, ``F = len(student_offsets)``.
         - teacher_inds (np.ndarray): ``(num_segments, clip_len)`` absolute
           teacher clip indices (only with ``with_teacher``).
+        - clip_starts (np.ndarray): ``(num_segments, )`` first frame of each
+          teacher clip, before ``start_index`` (the feature bank's key).
         - clip_len (int): ``F``; num_clips (int): ``num_segments``; both
           in mmaction2's sense, for ``FormatShape``.
 
@@ -122,6 +124,7 @@ class HalluSampleFrames(BaseTransform):
         needed = teacher if self.with_teacher else student
         results['frame_inds'] = np.unique(needed) + offset
         results['student_inds'] = student + offset
+        results['clip_starts'] = teacher[:, 0]
         if self.with_teacher:
             results['teacher_inds'] = teacher + offset
         results['clip_len'] = len(self.student_offsets)

@@ -1,1 +1,4 @@
-__all__ = []
+from .dive_property_accuracy import DivePropertyAccuracy
+from .spearman_correlation import SpearmanCorrelation
+
+__all__ = ['DivePropertyAccuracy', 'SpearmanCorrelation']

@@ -1,1 +1,3 @@
-__all__ = []
+from .resnext3d import ResNeXt3D
+
+__all__ = ['ResNeXt3D']

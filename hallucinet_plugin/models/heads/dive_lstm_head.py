@@ -38,8 +38,10 @@ class DiveLSTMHead(BaseModule):
         in_channels (int): Per-frame feature size.
         hidden_channels (int): LSTM hidden size.
         properties (dict[str, int], optional): Dive property names and
-            class counts, one classifier and one ``loss_<name>`` each; None
-            or empty for quality assessment only.
+            class counts, one classifier and one ``loss_<name>`` each; by
+            default MTL-AQA's (``MTL_AQA_PROPERTIES``: position 3, armstand
+            2, rotation_type 4, ss_no 10, tw_no 8); None or empty for
+            quality assessment only.
         with_score (bool): Regress the quality score (``loss_score``);
             False for recognition only.
         score_scale (float): Divides the score for the regression.

@@ -89,14 +89,16 @@ class HalluciNet(Recognizer2D):
     :meth:`extract_student_feat` -> :meth:`extract_teacher_feat` (or the
     feature bank) -> :meth:`hallucinate` -> :meth:`fuse` -> ``cls_head``.
     Without ``hallu_head`` and with one frame per segment, the model is
-    exactly mmaction2's :class:`Recognizer2D`: baselines and HalluciNet share
+    mmaction2's :class:`Recognizer2D` (for timm students, features are
+    timm's pooled pre-logits in both cases): baselines and HalluciNet share
     one code path.
 
     Args:
         backbone (dict): Any 2D backbone mmaction2 can build: ``timm.<name>``
-            (NCHW, NHWC and NLC outputs are pooled; timm's ``output_fmt``
-            is read when ``feature_shape`` is not given), mmaction2's own
-            (ResNet, ResNetTSM, MobileNetV2TSM, ...), ``torchvision.<name>``.
+            (features are timm's pooled pre-logits, ``forward_head(...,
+            pre_logits=True)``, whatever layout the model uses inside),
+            mmaction2's own (ResNet, ResNetTSM, MobileNetV2TSM, ...) and
+            ``torchvision.<name>`` (spatially averaged last maps).
         cls_head (dict, optional): Any mmaction2 2D head. Its
             ``in_channels`` must equal what :attr:`fusion` produces.
         neck (dict, optional): Only without hallucination.
@@ -167,9 +169,6 @@ class HalluciNet(Recognizer2D):
             train_cfg=train_cfg,
             test_cfg=test_cfg,
             data_preprocessor=data_preprocessor)
-        if self.backbone_from == 'timm' and not self.feature_shape:
-            # timm Swin & co. return NHWC maps and say so.
-            self.feature_shape = getattr(self.backbone, 'output_fmt', None)
         self.fusion = fusion
         self.frames_per_segment = frames_per_segment
         self.teacher_layer = teacher_layer
@@ -194,7 +193,8 @@ class HalluciNet(Recognizer2D):
         """Student feature size per segment, when known before a forward."""
         channels = None
         if self.backbone_from == 'timm':
-            channels = self.backbone.num_features
+            channels = getattr(self.backbone, 'head_hidden_size',
+                               None) or self.backbone.num_features
         elif hasattr(self.backbone, 'feat_dim'):
             channels = self.backbone.feat_dim
         return None if channels is None else channels * \
@@ -293,14 +293,35 @@ class HalluciNet(Recognizer2D):
             tuple: ``(N * V * S, F * C)`` features and mmaction2's
             ``loss_predict_kwargs`` (``num_segs`` = ``V * S``).
         """
-        x, kwargs = super().extract_feat(
-            imgs, stage='backbone', test_mode=test_mode)
-        # [N * V * S * F, C, ...] -> [N * V * S * F, C]
-        x = reduce_to_vector(x)
+        if self.backbone_from == 'timm':
+            x, kwargs = self._timm_features(imgs, test_mode)
+        else:
+            x, kwargs = super().extract_feat(
+                imgs, stage='backbone', test_mode=test_mode)
+            # [N * V * S * F, C, ...] -> [N * V * S * F, C]
+            x = reduce_to_vector(x)
         # [N * V * S * F, C] -> [N * V * S, F * C]
         x = x.reshape(-1, self.frames_per_segment * x.shape[1])
         kwargs['num_segs'] //= self.frames_per_segment
         return x, kwargs
+
+    def _timm_features(self, imgs: torch.Tensor, test_mode: bool) -> Tuple:
+        """timm's own pooled pre-logits features: its ``forward_head`` knows
+        each family's pooling (NHWC Swin, token ViT, ConvNeXt's head norm,
+        VGG's fc6/fc7, MobileNetV3's conv head), and uses every parameter."""
+        kwargs = dict(num_segs=imgs.shape[1])
+        # [N, V * S * F, C, H, W] -> [N * V * S * F, C, H, W]
+        imgs = imgs.flatten(0, 1)
+        chunk = len(imgs)
+        if test_mode:
+            kwargs['fcn_test'] = False
+            chunk = (self.test_cfg or {}).get('max_testing_views') or chunk
+        feats = [
+            self.backbone.forward_head(
+                self.backbone.forward_features(part), pre_logits=True)
+            for part in imgs.split(chunk)
+        ]
+        return torch.cat(feats), kwargs
 
     @torch.no_grad()
     def extract_teacher_feat(self, clips: torch.Tensor) -> torch.Tensor:
@@ -390,7 +411,8 @@ class HalluciNet(Recognizer2D):
             tuple: Features ``(N * S, C', 1, 1)`` and the head's kwargs.
         """
         imgs = inputs['imgs'] if isinstance(inputs, dict) else inputs
-        if self.hallu_head is None and self.frames_per_segment == 1:
+        if self.hallu_head is None and self.frames_per_segment == 1 \
+                and self.backbone_from != 'timm':
             return super().extract_feat(
                 imgs,
                 stage=stage,

@@ -10,7 +10,9 @@ from scipy import stats
 
 import hallucinet_plugin.evaluation.metrics.spearman_correlation  # noqa
 from hallucinet_plugin.evaluation.metrics.spearman_correlation import (
-    average_ranks, spearman_correlation)
+    average_ranks,
+    spearman_correlation,
+)
 
 
 @pytest.mark.parametrize('seed', range(5))
