@@ -14,8 +14,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from hallucinet_plugin.utils import (sanitize_checkpoint,  # noqa: E402
-                                     unsafe_globals)
+from hallucinet_plugin.utils import sanitize_checkpoint, unsafe_globals
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import sys
 # Run from a source checkout without installing.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from hallucinet_plugin.apis.runner import train  # noqa: E402
+from hallucinet_plugin.apis.runner import train
 
 if __name__ == '__main__':
     train()

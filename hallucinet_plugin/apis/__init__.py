@@ -1,5 +1,8 @@
-from .hara_checkpoint import (convert_hara_checkpoint,
-                              load_resnext3d_state_dict, read_hara_checkpoint)
+from .hara_checkpoint import (
+                              convert_hara_checkpoint,
+                              load_resnext3d_state_dict,
+                              read_hara_checkpoint,
+)
 from .runner import test, train
 
 __all__ = [
