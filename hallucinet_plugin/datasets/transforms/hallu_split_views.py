@@ -39,6 +39,15 @@ class HalluSplitViews(BaseTransform):
         self.teacher_scale = teacher_scale and tuple(teacher_scale)
         self.interpolation = interpolation
 
+    @staticmethod
+    def _positions(frame_inds: np.ndarray, wanted) -> np.ndarray:
+        positions = np.searchsorted(frame_inds, wanted)
+        positions = np.minimum(positions, len(frame_inds) - 1)
+        if not np.array_equal(frame_inds[positions], wanted):
+            raise ValueError(f'frames {sorted(set(np.ravel(wanted)))} were '
+                             f'not all decoded (frame_inds {frame_inds})')
+        return positions
+
     def _view(self, imgs, positions, scale):
         frames = [imgs[i] for i in positions]
         if scale is not None:
@@ -58,10 +67,10 @@ class HalluSplitViews(BaseTransform):
                 'after the decode and before transforms that change the '
                 'number of frames')
         # Decoded frames follow the sorted unique frame_inds.
-        student = np.searchsorted(frame_inds, results['student_inds'])
+        student = self._positions(frame_inds, results['student_inds'])
         if 'teacher_inds' in results:
             teacher_inds = results['teacher_inds']
-            positions = np.searchsorted(frame_inds, teacher_inds.reshape(-1))
+            positions = self._positions(frame_inds, teacher_inds.reshape(-1))
             clips = np.stack(
                 self._view(imgs, positions, self.teacher_scale))
             # [S * T, H, W, C] -> [S, C, T, H, W]

@@ -47,7 +47,7 @@ class HalluciNetDataPreprocessor(ActionDataPreprocessor):
             to_float32=to_float32,
             blending=blending,
             format_shape=format_shape)
-        teacher = dict(format_shape='NCTHW', **(teacher or {}))
+        teacher = {'format_shape': 'NCTHW', **(teacher or {})}
         self.teacher = ActionDataPreprocessor(**teacher)
 
     def preprocess(self,

@@ -248,6 +248,25 @@ class HalluciNet(Recognizer2D):
             k[len('module.'):] if k.startswith('module.') else k: v
             for k, v in state.items()
         }
+        own = self.teacher.state_dict()
+        # A classifier for other classes does not matter: it is never used.
+        state = {
+            k: v
+            for k, v in state.items()
+            if not (k.startswith(_UNUSED_TEACHER_PREFIXES) and k in own
+                    and own[k].shape != v.shape)
+        }
+        mismatched = [
+            f'{k}: {tuple(v.shape)} in the file, {tuple(own[k].shape)} in '
+            'the model' for k, v in state.items()
+            if k in own and own[k].shape != v.shape
+        ]
+        if mismatched:
+            raise ValueError(
+                f'teacher_ckpt {filename} does not fit the teacher '
+                f'{type(self.teacher).__name__}: {len(mismatched)} tensors '
+                f'of other shapes (e.g. {mismatched[:3]}); is it the same '
+                'architecture?')
         missing, unexpected = self.teacher.load_state_dict(
             state, strict=False)
         missing = [

@@ -1,0 +1,388 @@
+"""HalluciNet with real timm students and real mmaction2 3D teachers."""
+import copy
+
+import pytest
+import torch
+from mmaction.registry import MODELS
+from mmaction.structures import ActionDataSample
+from mmengine.optim import OptimWrapper
+from mmengine.registry import init_default_scope
+
+import hallucinet_plugin  # noqa: F401
+from hallucinet_plugin.utils import get_pred_score, set_gt_label
+
+init_default_scope('mmaction')
+
+NUM_CLASSES = 4
+
+# name -> (teacher config, clip length, clip size, teacher dim)
+TEACHERS = {
+    'resnet3d': (dict(
+        type='ResNet3d',
+        depth=18,
+        base_channels=8,
+        pretrained=None,
+        pretrained2d=False,
+        conv1_stride_t=1,
+        pool1_stride_t=1), 8, 32, 64),
+    'x3d': (dict(
+        type='X3D', gamma_w=0.5, gamma_b=1.0, gamma_d=0.5,
+        pretrained=None), 8, 32, 128),
+    'c3d': (dict(type='C3D', pretrained=None, out_dim=2048), 16, 32, 4096),
+    'slowfast': (dict(
+        type='ResNet3dSlowFast',
+        resample_rate=4,
+        speed_ratio=2,
+        channel_ratio=4,
+        pretrained=None,
+        slow_pathway=dict(
+            type='resnet3d',
+            depth=18,
+            pretrained=None,
+            lateral=True,
+            base_channels=8,
+            conv1_kernel=(1, 7, 7),
+            conv1_stride_t=1,
+            pool1_stride_t=1,
+            inflate=(0, 0, 1, 1)),
+        fast_pathway=dict(
+            type='resnet3d',
+            depth=18,
+            pretrained=None,
+            lateral=False,
+            base_channels=2,
+            conv1_kernel=(5, 7, 7),
+            conv1_stride_t=1,
+            pool1_stride_t=1)), 8, 32, 64 + 16),
+    'timesformer': (dict(
+        type='TimeSformer',
+        num_frames=8,
+        img_size=32,
+        patch_size=8,
+        pretrained=None,
+        embed_dims=32,
+        num_heads=2,
+        num_transformer_layers=2), 8, 32, 32),
+    'resnext3d': (dict(
+        type='ResNeXt3D',
+        depth=50,
+        cardinality=4,
+        base_planes=32,
+        stem_channels=16), 8, 32, 512),
+}
+
+# name -> (backbone config, student dim)
+STUDENTS = {
+    'vgg': (dict(type='timm.vgg11_bn', pretrained=False), 4096),
+    'resnet': (dict(type='timm.resnet10t', pretrained=False), 512),
+    'mobilenet': (dict(type='timm.mobilenetv3_small_050',
+                       pretrained=False), 1024),
+    'convnext': (dict(type='timm.convnext_atto', pretrained=False), 320),
+    'vit': (dict(
+        type='timm.vit_tiny_patch16_224', pretrained=False,
+        img_size=32), 192),
+    'swin': (dict(
+        type='timm.swin_tiny_patch4_window7_224',
+        pretrained=False,
+        img_size=32,
+        window_size=2,
+        depths=(1, 1, 1, 1)), 768),
+    'mmaction-resnet-tsm': (dict(
+        type='ResNetTSM',
+        depth=18,
+        pretrained=None,
+        pretrained2d=False,
+        num_segments=2), 512),
+    'torchvision-resnet18': (dict(type='torchvision.resnet18'), 512),
+}
+
+
+def hallucinet_cfg(student='resnet',
+                   teacher='resnet3d',
+                   fusion='concat',
+                   frames=1,
+                   recognizer_teacher=True,
+                   **kwargs):
+    backbone, s_dim = STUDENTS[student]
+    t_cfg, _, _, t_dim = TEACHERS[teacher]
+    t_cfg = copy.deepcopy(t_cfg)
+    if recognizer_teacher:
+        t_cfg = dict(
+            type='Recognizer3D',
+            backbone=t_cfg,
+            cls_head=dict(
+                type='I3DHead', num_classes=NUM_CLASSES, in_channels=t_dim))
+    in_channels = dict(
+        concat=frames * s_dim + t_dim, direct=t_dim,
+        none=frames * s_dim)[fusion]
+    cfg = dict(
+        type='HalluciNet',
+        backbone=copy.deepcopy(backbone),
+        teacher=t_cfg,
+        hallu_head=dict(
+            type='HallucinationHead',
+            in_channels=frames * s_dim,
+            out_channels=t_dim,
+            loss_hallu=dict(type='HallucinationLoss', loss_weight=10.0)),
+        fusion=fusion,
+        frames_per_segment=frames,
+        cls_head=dict(
+            type='TSNHead',
+            num_classes=NUM_CLASSES,
+            in_channels=in_channels,
+            average_clips='prob'),
+        data_preprocessor=dict(
+            type='HalluciNetDataPreprocessor',
+            mean=[127.5] * 3,
+            std=[64.] * 3,
+            teacher=dict(mean=[114.8, 107.7, 99.5], std=[1., 1., 1.])))
+    cfg.update(kwargs)
+    return cfg
+
+
+def make_batch(teacher='resnet3d', num_segs=2, frames=1, size=32, n=2,
+               seed=0):
+    g = torch.Generator().manual_seed(seed)
+    _, clip_len, clip_size, _ = TEACHERS[teacher]
+    imgs = [
+        torch.randint(0, 256, (num_segs * frames, 3, size, size),
+                      generator=g).to(torch.uint8) for _ in range(n)
+    ]
+    clips = [
+        torch.randint(0, 256, (num_segs, 3, clip_len, clip_size, clip_size),
+                      generator=g).to(torch.uint8) for _ in range(n)
+    ]
+    samples = [set_gt_label(ActionDataSample(), i % NUM_CLASSES)
+               for i in range(n)]
+    return dict(
+        inputs=dict(imgs=imgs, teacher_imgs=clips), data_samples=samples)
+
+
+def build(cfg):
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model
+
+
+def teacher_state(model):
+    return {k: v.clone() for k, v in model.teacher.state_dict().items()}
+
+
+def check_train_step(model, batch):
+    """One real optimisation step; checks losses, gradients, frozen
+    teacher."""
+    model.train()
+    before = teacher_state(model)
+    wrapper = OptimWrapper(torch.optim.Adam(model.parameters(), lr=1e-3))
+    # train_step zeroes gradients after the update; keep them for checks.
+    data = model.data_preprocessor(batch, True)
+    losses = model(**data, mode='loss')
+    assert {'loss_cls', 'loss_hallu'} <= set(losses)
+    for name in ('loss_cls', 'loss_hallu'):
+        assert torch.isfinite(losses[name]).all(), name
+    total, _ = model.parse_losses(losses)
+    total.backward()
+    for name, param in model.named_parameters():
+        if name.startswith('teacher.'):
+            assert not param.requires_grad and param.grad is None, name
+        elif param.requires_grad:
+            assert param.grad is not None, f'no gradient for {name}'
+    wrapper.step()
+    assert not model.teacher.training
+    assert all(not m.training for m in model.teacher.modules())
+    after = model.teacher.state_dict()
+    for key, value in before.items():
+        assert torch.equal(value, after[key]), f'teacher {key} changed'
+
+
+@pytest.mark.parametrize('student', list(STUDENTS))
+def test_students(student):
+    torch.manual_seed(0)
+    model = build(hallucinet_cfg(student=student))
+    check_train_step(model, make_batch())
+    model.eval()
+    with torch.no_grad():
+        out = model.test_step(
+            dict(inputs=make_batch()['inputs']['imgs'],
+                 data_samples=make_batch()['data_samples']))
+    assert get_pred_score(out[0]).shape == (NUM_CLASSES, )
+
+
+@pytest.mark.parametrize('teacher', list(TEACHERS))
+def test_teachers(teacher):
+    torch.manual_seed(0)
+    model = build(hallucinet_cfg(teacher=teacher))
+    check_train_step(model, make_batch(teacher))
+
+
+@pytest.mark.parametrize('teacher', ['resnet3d', 'timesformer'])
+def test_bare_backbone_teacher(teacher):
+    model = build(hallucinet_cfg(teacher=teacher, recognizer_teacher=False))
+    check_train_step(model, make_batch(teacher))
+
+
+def test_teacher_target_shapes_and_reduction():
+    model = build(hallucinet_cfg(teacher='slowfast'))
+    clips = torch.randn(2, 3, 3, 8, 32, 32)
+    target = model.extract_teacher_feat(clips)
+    # SlowFast: pooled slow (64) and fast (16) pathways, one row per clip.
+    assert target.shape == (6, 80)
+    slow, fast = model.teacher.backbone(clips.flatten(0, 1))
+    expected = torch.cat([slow.mean((2, 3, 4)), fast.mean((2, 3, 4))], 1)
+    torch.testing.assert_close(target, expected)
+
+
+def test_teacher_layer_hook():
+    cfg = hallucinet_cfg(teacher_layer='backbone.layer3')
+    cfg['hallu_head']['out_channels'] = 32
+    cfg['cls_head']['in_channels'] = 512 + 32
+    model = build(cfg)
+    clips = torch.randn(1, 2, 3, 8, 32, 32)
+    assert model.extract_teacher_feat(clips).shape == (2, 32)
+    check_train_step(model, make_batch())
+    model.teacher_layer = 'backbone.nope'
+    with pytest.raises(KeyError, match='backbone.nope'):
+        model.extract_teacher_feat(clips)
+
+
+@pytest.mark.parametrize('fusion', ['concat', 'direct', 'none'])
+def test_fusion_feeds_classifier(fusion):
+    model = build(hallucinet_cfg(fusion=fusion))
+    model.eval()
+    imgs = torch.randn(2, 3, 3, 32, 32)
+    feats, kwargs = model.extract_feat(imgs, test_mode=True)
+    expected = dict(concat=512 + 64, direct=64, none=512)[fusion]
+    assert feats.shape == (6, expected, 1, 1)
+    assert kwargs['num_segs'] == 3
+    student, _ = model.extract_student_feat(imgs)
+    hallu = model.hallucinate(student, 3)
+    if fusion == 'concat':
+        torch.testing.assert_close(feats.flatten(1),
+                                   torch.cat([student, hallu], 1))
+    elif fusion == 'direct':
+        torch.testing.assert_close(feats.flatten(1), hallu)
+    else:
+        torch.testing.assert_close(feats.flatten(1), student)
+
+
+def test_two_frames_per_segment():
+    model = build(hallucinet_cfg(frames=2))
+    batch = make_batch(num_segs=3, frames=2)
+    check_train_step(model, batch)
+    imgs = torch.stack(batch['inputs']['imgs']).float()
+    model.eval()
+    feats, kwargs = model.extract_student_feat(imgs)
+    assert feats.shape == (2 * 3, 2 * 512) and kwargs['num_segs'] == 3
+    # Per-segment features are the two frames' features in order.
+    single = model.backbone.forward_head(
+        model.backbone.forward_features(imgs[0, :2]), pre_logits=True)
+    torch.testing.assert_close(feats[0], single.flatten(), atol=1e-5,
+                               rtol=1e-4)
+
+
+def test_cls_head_in_channels_mismatch_is_clear():
+    cfg = hallucinet_cfg()
+    cfg['cls_head']['in_channels'] = 100
+    with pytest.raises(ValueError, match=r'in_channels=100.*576'):
+        MODELS.build(cfg)
+    cfg = hallucinet_cfg()
+    cfg['hallu_head']['in_channels'] = 300
+    with pytest.raises(ValueError, match=r'in_channels=300.*512'):
+        MODELS.build(cfg)
+
+
+def test_teacher_dim_mismatch_is_clear():
+    cfg = hallucinet_cfg()
+    cfg['hallu_head']['out_channels'] = 32
+    cfg['cls_head']['in_channels'] = 512 + 32
+    model = build(cfg)
+    batch = model.data_preprocessor(make_batch(), True)
+    with pytest.raises(ValueError, match=r'out_channels \(32\)'):
+        model(**batch, mode='loss')
+
+
+def test_without_hallucination_is_recognizer2d():
+    """No teacher/hallu_head: exactly mmaction2's Recognizer2D."""
+    backbone = dict(
+        type='ResNet', depth=18, pretrained=None, norm_eval=False)
+    head = dict(type='TSNHead', num_classes=NUM_CLASSES, in_channels=512)
+    torch.manual_seed(0)
+    ours = build(dict(type='HalluciNet', backbone=backbone, cls_head=head))
+    torch.manual_seed(0)
+    theirs = build(dict(type='Recognizer2D', backbone=backbone,
+                        cls_head=head))
+    theirs.load_state_dict(ours.state_dict())
+    imgs = torch.randn(2, 3, 3, 32, 32)
+    ours.eval()
+    theirs.eval()
+    with torch.no_grad():
+        a, _ = ours.extract_feat(imgs, stage='head', test_mode=True)
+        b, _ = theirs.extract_feat(imgs, stage='head', test_mode=True)
+    torch.testing.assert_close(a, b)
+
+
+def test_hallucination_moves_student_towards_teacher():
+    torch.manual_seed(0)
+    cfg = hallucinet_cfg(fusion='none')
+    cfg['hallu_head']['loss_hallu']['loss_weight'] = 1.0
+    model = build(cfg)
+    batch = make_batch(n=4)
+    wrapper = OptimWrapper(torch.optim.Adam(model.parameters(), lr=1e-3))
+    history = []
+    for _ in range(40):
+        log = model.train_step(batch, wrapper)
+        history.append(log['loss_hallu'].item())
+    assert history[-1] < history[0] / 10, history
+
+
+def test_checkpoint_leaves_teacher_out(tmp_path):
+    model = build(hallucinet_cfg())
+    state = model.state_dict()
+    assert state and not any(k.startswith('teacher.') for k in state)
+    # Loading a teacher-less checkpoint keeps the current teacher.
+    teacher = teacher_state(model)
+    other = build(hallucinet_cfg())
+    other.teacher.load_state_dict(teacher)
+    other.load_state_dict(state, strict=True)
+    for key, value in other.teacher.state_dict().items():
+        assert torch.equal(value, teacher[key])
+    kept = build(hallucinet_cfg(keep_teacher_in_ckpt=True))
+    assert any(k.startswith('teacher.') for k in kept.state_dict())
+
+
+def test_teacher_ckpt_loaded_and_never_reinitialised(tmp_path):
+    torch.manual_seed(1)
+    source = build(hallucinet_cfg())
+    ckpt = tmp_path / 'teacher.pth'
+    torch.save(dict(state_dict=source.teacher.state_dict()), ckpt)
+    torch.manual_seed(2)
+    model = build(hallucinet_cfg(teacher_ckpt=str(ckpt)))
+    model.init_weights()
+    for key, value in source.teacher.state_dict().items():
+        assert torch.equal(value, model.teacher.state_dict()[key]), key
+    assert model.teacher.is_init
+
+
+def test_teacher_ckpt_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match='teacher_ckpt'):
+        MODELS.build(hallucinet_cfg(teacher_ckpt=str(tmp_path / 'no.pth')))
+    other = build(hallucinet_cfg(teacher='timesformer'))
+    ckpt = tmp_path / 'timesformer.pth'
+    torch.save(dict(state_dict=other.teacher.state_dict()), ckpt)
+    with pytest.raises(KeyError, match='missing keys'):
+        MODELS.build(hallucinet_cfg(teacher_ckpt=str(ckpt)))
+    wider = hallucinet_cfg()
+    wider['teacher']['backbone']['base_channels'] = 16
+    ckpt = tmp_path / 'wider.pth'
+    torch.save(dict(state_dict=build(wider).teacher.state_dict()), ckpt)
+    with pytest.raises(ValueError, match='other shapes'):
+        MODELS.build(hallucinet_cfg(teacher_ckpt=str(ckpt)))
+
+
+def test_training_without_teacher_inputs_is_clear():
+    model = build(hallucinet_cfg())
+    batch = make_batch()
+    batch['inputs'].pop('teacher_imgs')
+    data = model.data_preprocessor(batch, True)
+    with pytest.raises(KeyError, match='teacher_imgs'):
+        model(**data, mode='loss')
