@@ -1,13 +1,13 @@
 """tools/train.py writes checkpoints that tools/test.py evaluates and
 tools/train.py --resume continues, as real subprocesses with the pinned
 torch (weights_only loading) and mmengine."""
+import glob
 import json
 import os.path as osp
 import pickle
 
 import pytest
 import torch
-
 from conftest import run_tool
 
 CONFIG = 'configs/demo/hallucinet_resnet10t_r3d-tiny_adam-20e_demo.py'
@@ -60,10 +60,8 @@ def test_train_test_resume(video_dataset, tmp_path):
     assert 'Epoch(train) [1]' not in log and 'Epoch(train) [3]' in log
     resumed = torch.load(osp.join(work_dir, 'epoch_3.pth'), map_location='cpu')
     assert resumed['meta']['epoch'] == 3
-    scalars = [
-        json.loads(line) for line in open(
-            next(iter(sorted(
-                __import__('glob').glob(
-                    osp.join(work_dir, '*', 'vis_data', 'scalars.json'))))))
-    ]
+    scalars_file = sorted(
+        glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))[0]
+    with open(scalars_file) as f:
+        scalars = [json.loads(line) for line in f]
     assert any('loss_hallu' in s for s in scalars)

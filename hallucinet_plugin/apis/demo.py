@@ -1,0 +1,452 @@
+"""The main job on the embedded demo dataset (``tools/demo.py``).
+
+Generates the demo videos if missing, trains the 3D teacher on the larger
+``teacher_train`` split, extracts its feature bank, trains the vanilla 2D
+student and the HalluciNet students (fused, direct, 2f) on the smaller
+labelled ``train`` split for several seeds, evaluates every checkpoint with
+``tools/test.py``, and writes a results table (Markdown + JSON), the cost of
+teacher and student per clip, and PNG plots of the training curves.
+
+Every stage runs the project's own command-line tools as subprocesses, so the
+demo exercises exactly what a user runs.
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import pickle
+import statistics
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIG_DIR = osp.join(REPO, 'configs', 'demo')
+TEACHER_CONFIG = osp.join(CONFIG_DIR,
+                          'teacher_r3d-tiny_adam-12e_demo-16x32.py')
+
+# name -> (online-teacher config, feature-bank config, hallucinates)
+STUDENTS = {
+    'vanilla': ('vanilla_resnet10t_adam-20e_demo.py', None, False),
+    'hallucinet': ('hallucinet_resnet10t_r3d-tiny_adam-20e_demo.py',
+                   'hallucinet_resnet10t_r3d-tiny-bank_adam-20e_demo.py',
+                   True),
+    'hallucinet-direct':
+    ('hallucinet-direct_resnet10t_r3d-tiny_adam-20e_demo.py',
+     'hallucinet-direct_resnet10t_r3d-tiny-bank_adam-20e_demo.py', True),
+    'hallucinet-2f': ('hallucinet-2f_resnet10t_r3d-tiny_adam-20e_demo.py',
+                      'hallucinet-2f_resnet10t_r3d-tiny-bank_adam-20e_demo.py',
+                      True),
+}
+
+# Dataset sizes: the full demo and the smoke run (--quick).
+FULL = dict(
+    num_teacher_videos=1600,
+    num_train_videos=240,
+    num_val_videos=240,
+    teacher_epochs=12,
+    student_epochs=20)
+QUICK = dict(
+    num_teacher_videos=32,
+    num_train_videos=16,
+    num_val_videos=16,
+    teacher_epochs=1,
+    student_epochs=1)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='HalluciNet demo: teacher, feature bank, students, '
+        'results table and plots on the embedded demo dataset')
+    parser.add_argument(
+        '--work-dir', default='work_dirs/demo', help='where everything goes')
+    parser.add_argument(
+        '--data-root', default='data/demo', help='demo dataset directory')
+    parser.add_argument(
+        '--seeds', type=int, default=3, help='seeds per student model')
+    parser.add_argument(
+        '--models',
+        nargs='+',
+        default=list(STUDENTS),
+        choices=list(STUDENTS),
+        help='student models to train')
+    parser.add_argument(
+        '--online-teacher',
+        action='store_true',
+        help='run the teacher online instead of the feature bank')
+    parser.add_argument(
+        '--quick',
+        action='store_true',
+        help='smoke run: tiny dataset, one epoch per stage')
+    parser.add_argument(
+        '--tensorboard',
+        action='store_true',
+        help='also log to TensorBoard (work_dir/*/vis_data)')
+    parser.add_argument(
+        '--data-seed', type=int, default=0, help='seed of the dataset')
+    return parser.parse_args(argv)
+
+
+class Demo:
+    """The stages of the demo; see the module docstring."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.sizes = QUICK if args.quick else FULL
+        self.work_dir = osp.abspath(args.work_dir)
+        self.data_root = osp.abspath(args.data_root)
+        self.teacher_dir = osp.join(self.work_dir, 'teacher')
+        self.bank = osp.join(self.work_dir, 'teacher_bank.lmdb')
+        self.timings: Dict[str, float] = {}
+
+    # ------------------------------------------------------------ helpers
+    def data_options(self) -> List[str]:
+        root = self.data_root
+        opts = [
+            f'data_root={root}',
+        ]
+        for split, ann in (('train', 'train'), ('val', 'val'),
+                           ('test', 'val')):
+            opts += [
+                f'{split}_dataloader.dataset.ann_file={root}/{ann}_list.txt',
+                f'{split}_dataloader.dataset.data_prefix.video={root}/videos'
+            ]
+        if self.args.tensorboard:
+            opts.append('visualizer.vis_backends=[dict(type="LocalVisBackend"'
+                        '),dict(type="TensorboardVisBackend")]')
+        return opts
+
+    def run(self, stage: str, *cmd: str) -> None:
+        """Run a tool as a subprocess, its output shown as it comes."""
+        print(f'\n=== {stage}: {" ".join(cmd)}', flush=True)
+        start = time.time()
+        env = dict(os.environ)
+        env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
+        proc = subprocess.run([sys.executable, *cmd], cwd=REPO, env=env)
+        if proc.returncode != 0:
+            raise RuntimeError(f'demo stage "{stage}" failed with exit code '
+                               f'{proc.returncode}: {" ".join(cmd)}')
+        self.timings[stage] = time.time() - start
+
+    # ------------------------------------------------------------- stages
+    def generate_data(self) -> Dict:
+        from .demo_dataset import generate_demo_dataset
+        start = time.time()
+        meta = generate_demo_dataset(
+            self.data_root,
+            seed=self.args.data_seed,
+            num_teacher_videos=self.sizes['num_teacher_videos'],
+            num_train_videos=self.sizes['num_train_videos'],
+            num_val_videos=self.sizes['num_val_videos'])
+        self.timings['dataset'] = time.time() - start
+        return meta
+
+    def train_teacher(self) -> str:
+        ckpt = osp.join(self.teacher_dir, 'teacher.pth')
+        if osp.isfile(ckpt):
+            print(f'=== teacher: {ckpt} exists, reusing it')
+            return ckpt
+        epochs = self.sizes['teacher_epochs']
+        opts = [
+            f'data_root={self.data_root}',
+            f'train_dataloader.dataset.ann_file={self.data_root}/'
+            'teacher_train_list.txt',
+            f'train_dataloader.dataset.data_prefix.video={self.data_root}/'
+            'videos',
+            f'val_dataloader.dataset.ann_file={self.data_root}/val_list.txt',
+            f'val_dataloader.dataset.data_prefix.video={self.data_root}/'
+            'videos',
+            f'train_cfg.max_epochs={epochs}',
+            f'train_cfg.val_interval={epochs}',
+            f'param_scheduler.0.T_max={epochs}',
+        ]
+        self.run('teacher', 'tools/train.py', TEACHER_CONFIG, '--work-dir',
+                 self.teacher_dir, '--cfg-options', *opts)
+        with open(osp.join(self.teacher_dir, 'last_checkpoint')) as f:
+            last = f.read().strip()
+        os.replace(last, ckpt)
+        return ckpt
+
+    def extract_bank(self, teacher_ckpt: str) -> None:
+        config = osp.join(CONFIG_DIR, STUDENTS['hallucinet'][0])
+        self.run('feature bank', 'tools/extract_teacher_features.py', config,
+                 '--out', self.bank, '--cfg-options',
+                 f'model.teacher_ckpt={teacher_ckpt}', *self.data_options())
+
+    def student_config(self, name: str) -> str:
+        online, bank, _ = STUDENTS[name]
+        use_bank = bank is not None and not self.args.online_teacher
+        return osp.join(CONFIG_DIR, bank if use_bank else online)
+
+    def train_student(self, name: str, seed: int, teacher_ckpt: str) -> Dict:
+        work_dir = osp.join(self.work_dir, name, f'seed{seed}')
+        epochs = self.sizes['student_epochs']
+        opts = self.data_options() + [
+            f'train_cfg.max_epochs={epochs}',
+            f'train_cfg.val_interval={max(epochs // 4, 1)}',
+            f'param_scheduler.0.T_max={epochs}',
+        ]
+        config = self.student_config(name)
+        if STUDENTS[name][2]:
+            if 'bank' in osp.basename(config):
+                opts.append(f'feature_store={self.bank}')
+                opts += [
+                    f'train_dataloader.dataset.pipeline.{i}.store={self.bank}'
+                    for i in self._bank_transform_indices(config)
+                ]
+            else:
+                opts.append(f'model.teacher_ckpt={teacher_ckpt}')
+        self.run(f'{name} seed {seed}', 'tools/train.py', config,
+                 '--work-dir', work_dir, '--seed', str(seed), '--cfg-options',
+                 *opts)
+        with open(osp.join(work_dir, 'last_checkpoint')) as f:
+            ckpt = f.read().strip()
+        dump = osp.join(work_dir, 'test_predictions.pkl')
+        test_opts = self.data_options()
+        if not self.args.online_teacher and 'bank' in osp.basename(config):
+            test_opts += [f'feature_store={self.bank}']
+        else:
+            test_opts += [f'model.teacher_ckpt={teacher_ckpt}'] \
+                if STUDENTS[name][2] else []
+        self.run(f'{name} seed {seed} test', 'tools/test.py', config, ckpt,
+                 '--work-dir', work_dir, '--dump', dump, '--cfg-options',
+                 *test_opts)
+        return dict(
+            top1=top1_from_dump(dump),
+            curves=read_curves(work_dir),
+            checkpoint=ckpt)
+
+    @staticmethod
+    def _bank_transform_indices(config: str) -> List[int]:
+        from mmengine.config import Config
+        pipeline = Config.fromfile(config).train_dataloader.dataset.pipeline
+        return [
+            i for i, t in enumerate(pipeline)
+            if t['type'] == 'LoadTeacherFeatures'
+        ]
+
+    def main(self) -> Dict:
+        start = time.time()
+        meta = self.generate_data()
+        teacher_ckpt = self.train_teacher()
+        teacher_dump = osp.join(self.teacher_dir, 'test_predictions.pkl')
+        self.run('teacher test', 'tools/test.py', TEACHER_CONFIG,
+                 teacher_ckpt, '--work-dir', self.teacher_dir, '--dump',
+                 teacher_dump, '--cfg-options', *self.data_options())
+        uses_bank = not self.args.online_teacher and any(
+            STUDENTS[m][1] for m in self.args.models)
+        if uses_bank:
+            self.extract_bank(teacher_ckpt)
+        runs = {}
+        for name in self.args.models:
+            runs[name] = [
+                self.train_student(name, seed, teacher_ckpt)
+                for seed in range(self.args.seeds)
+            ]
+        results = summarize(
+            runs,
+            teacher_top1=top1_from_dump(teacher_dump),
+            dataset=meta,
+            cost=measure_demo_cost(self.student_config, teacher_ckpt,
+                                   self.args.models),
+            timings=self.timings,
+            elapsed=time.time() - start,
+            command=' '.join(['python', 'tools/demo.py'] +
+                             sys.argv[1:]))
+        write_results(results, runs, self.work_dir)
+        return results
+
+
+# ----------------------------------------------------------------- results
+def top1_from_dump(path: str) -> float:
+    """Top-1 accuracy (%) from a ``tools/test.py --dump`` pickle."""
+    with open(path, 'rb') as f:
+        preds = pickle.load(f)
+    if not preds:
+        raise ValueError(f'{path}: no predictions')
+    correct = 0
+    for pred in preds:
+        scores = pred.get('pred_scores', pred.get('pred_score'))
+        label = pred.get('gt_labels', pred.get('gt_label'))
+        scores = scores['item'] if isinstance(scores, dict) else scores
+        label = label['item'] if isinstance(label, dict) else label
+        correct += int(scores.argmax().item() == int(label.reshape(-1)[0]))
+    return 100.0 * correct / len(preds)
+
+
+def read_curves(work_dir: str) -> Dict[str, List]:
+    """Training curves from mmengine's ``vis_data/scalars.json`` files."""
+    curves = dict(step=[], loss_cls=[], loss_hallu=[], val_epoch=[],
+                  val_top1=[])
+    files = sorted(
+        glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    for path in files:
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                if 'loss_cls' in row:
+                    curves['step'].append(row['step'])
+                    curves['loss_cls'].append(row['loss_cls'])
+                    curves['loss_hallu'].append(row.get('loss_hallu'))
+                elif 'acc/top1' in row and 'epoch' not in row:
+                    curves['val_epoch'].append(row['step'])
+                    curves['val_top1'].append(100 * row['acc/top1'])
+    return curves
+
+
+def _mean_std(values: List[float]) -> Dict[str, float]:
+    return dict(
+        mean=statistics.mean(values),
+        std=statistics.stdev(values) if len(values) > 1 else 0.0,
+        values=values)
+
+
+def summarize(runs: Dict, teacher_top1: float, dataset: Dict, cost: Dict,
+              timings: Dict, elapsed: float, command: str) -> Dict:
+    models = {}
+    for name, seeds in runs.items():
+        entry = dict(top1=_mean_std([r['top1'] for r in seeds]))
+        final = [
+            r['curves']['loss_hallu'][-1] for r in seeds
+            if r['curves']['loss_hallu'] and
+            r['curves']['loss_hallu'][-1] is not None
+        ]
+        if final:
+            entry['final_loss_hallu'] = _mean_std(final)
+        models[name] = entry
+    counts = dataset.get('split_counts', dataset.get('counts', {}))
+    return dict(
+        command=command,
+        teacher_top1=teacher_top1,
+        models=models,
+        dataset=dict(
+            labelled_train_videos=_split_size(counts, 'train'),
+            teacher_train_videos=_split_size(counts, 'teacher_train'),
+            val_videos=_split_size(counts, 'val')),
+        cost=cost,
+        timings_s=timings,
+        elapsed_s=elapsed)
+
+
+def _split_size(counts: Dict, split: str):
+    value = counts.get(split)
+    if isinstance(value, dict):
+        return sum(value.values())
+    if isinstance(value, list):
+        return sum(value)
+    return value
+
+
+def markdown_table(results: Dict) -> str:
+    data = results['dataset']
+    lines = [
+        f"Demo: students trained on {data['labelled_train_videos']} "
+        f"labelled videos, teacher on {data['teacher_train_videos']}, "
+        f"evaluated on {data['val_videos']} (top-1 %, mean +- std over "
+        f"{len(next(iter(results['models'].values()))['top1']['values'])} "
+        'seeds).', '',
+        '| model | top-1 (%) | seeds | final loss_hallu | GFLOPs/clip | '
+        'params (M) | CPU latency (ms, batch 1) |',
+        '| --- | --- | --- | --- | --- | --- | --- |'
+    ]
+    cost = results['cost']
+    teacher = cost.get('teacher', {})
+    lines.append(f"| 3D teacher (16 frames) | {results['teacher_top1']:.1f} "
+                 f"| 1 | - | {teacher.get('gflops', 0):.3f} | "
+                 f"{teacher.get('params_m', 0):.2f} | "
+                 f"{teacher.get('median_ms', 0):.2f} |")
+    for name, entry in results['models'].items():
+        top1 = entry['top1']
+        seeds = ', '.join(f'{v:.1f}' for v in top1['values'])
+        hallu = entry.get('final_loss_hallu')
+        hallu = f"{hallu['mean']:.4f}" if hallu else '-'
+        c = cost.get(name, {})
+        lines.append(f"| {name} | {top1['mean']:.1f} +- {top1['std']:.1f} | "
+                     f"{seeds} | {hallu} | {c.get('gflops', 0):.3f} | "
+                     f"{c.get('params_m', 0):.2f} | "
+                     f"{c.get('median_ms', 0):.2f} |")
+    lines += [
+        '', f"Command: `{results['command']}` "
+        f"({results['elapsed_s'] / 60:.1f} min)."
+    ]
+    return '\n'.join(lines)
+
+
+def plot_curves(runs: Dict, path: str) -> None:
+    """Fig. 5-style curves: loss_cls, loss_hallu, validation top-1."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for name, seeds in runs.items():
+        for i, run in enumerate(seeds):
+            c = run['curves']
+            label = name if i == 0 else None
+            color = f'C{list(runs).index(name)}'
+            axes[0].plot(c['step'], c['loss_cls'], color=color, alpha=0.6,
+                         label=label)
+            if any(v is not None for v in c['loss_hallu']):
+                axes[1].plot(c['step'], c['loss_hallu'], color=color,
+                             alpha=0.6, label=label)
+            axes[2].plot(c['val_epoch'], c['val_top1'], 'o-', color=color,
+                         alpha=0.6, label=label)
+    for ax, title in zip(axes, ('loss_cls', 'loss_hallu',
+                                'validation top-1 (%)')):
+        ax.set_title(title)
+        ax.set_xlabel('iteration')
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_results(results: Dict, runs: Dict, work_dir: str) -> None:
+    table = markdown_table(results)
+    print('\n' + table + '\n')
+    os.makedirs(work_dir, exist_ok=True)
+    with open(osp.join(work_dir, 'results.md'), 'w') as f:
+        f.write(table + '\n')
+    with open(osp.join(work_dir, 'results.json'), 'w') as f:
+        json.dump(dict(results, curves={
+            n: [r['curves'] for r in s] for n, s in runs.items()
+        }), f, indent=1)
+    plot_curves(runs, osp.join(work_dir, 'training_curves.png'))
+    print(f'wrote {work_dir}/results.md, results.json, training_curves.png')
+
+
+# -------------------------------------------------------------------- cost
+def measure_demo_cost(student_config, teacher_ckpt: str,
+                      names: List[str]) -> Dict:
+    """Per-clip inference cost of the teacher and each student (the deploy
+    path: one 64x64 frame per student frame, the 16x32x32 teacher clip)."""
+    import torch
+    from mmaction.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    import hallucinet_plugin  # noqa: F401
+    from .benchmark import summarize_cost
+    init_default_scope('mmaction')
+    torch.manual_seed(0)
+    cost = {}
+    teacher = MODELS.build(Config.fromfile(TEACHER_CONFIG).model).eval()
+    clip = torch.randn(1, 1, 3, 16, 32, 32)
+    cost['teacher'] = summarize_cost(
+        'teacher', teacher, lambda x: teacher._forward(x, stage='head'),
+        [clip])
+    for name in names:
+        cfg = Config.fromfile(student_config(name)).model
+        cfg.pop('teacher', None)
+        cfg.pop('teacher_ckpt', None)
+        model = MODELS.build(cfg).eval()
+        frames = torch.randn(1, model.frames_per_segment, 3, 64, 64)
+        cost[name] = summarize_cost(
+            name, model, lambda x: model._forward(x, stage='head'), [frames])
+    return cost
+
+
+def main(argv: Optional[List[str]] = None) -> Dict:
+    return Demo(parse_args(argv)).main()
