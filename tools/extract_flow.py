@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """Extract TV-L1 optical flow into mmaction2's rawframe layout.
 
 Examples::
@@ -17,6 +16,11 @@ modality='Flow')``. See ``hallucinet_plugin/apis/flow.py`` for the
 quantisation and frame-count conventions.
 """
 import argparse
+import os.path as osp
+import sys
+
+# Run from a source checkout without installing.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from hallucinet_plugin.apis.flow import (
     FLOW_METHODS,
@@ -26,7 +30,7 @@ from hallucinet_plugin.apis.flow import (
 )
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Extract optical flow (TV-L1 by default) as '
         'flow_x/flow_y JPEGs for mmaction2 RawframeDataset.')
@@ -81,11 +85,11 @@ def parse_args() -> argparse.Namespace:
         'stopping at the first one')
     parser.add_argument(
         '--no-progress', action='store_true', help='hide the progress bar')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv=None) -> None:
+    args = parse_args(argv)
     summary = extract_flow(
         args.input,
         args.out,

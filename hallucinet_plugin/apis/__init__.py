@@ -1,11 +1,20 @@
+from .flow import (
+    BadVideoError,
+    compute_tvl1_flow,
+    dequantize_flow,
+    extract_flow,
+    extract_video_flow,
+    quantize_flow,
+)
 from .hara_checkpoint import (
-                              convert_hara_checkpoint,
-                              load_resnext3d_state_dict,
-                              read_hara_checkpoint,
+    convert_hara_checkpoint,
+    load_resnext3d_state_dict,
+    read_hara_checkpoint,
 )
 from .runner import test, train
 
 __all__ = [
-    'convert_hara_checkpoint', 'load_resnext3d_state_dict',
-    'read_hara_checkpoint', 'train', 'test'
+    'BadVideoError', 'compute_tvl1_flow', 'dequantize_flow', 'extract_flow',
+    'extract_video_flow', 'quantize_flow', 'convert_hara_checkpoint',
+    'load_resnext3d_state_dict', 'read_hara_checkpoint', 'train', 'test'
 ]

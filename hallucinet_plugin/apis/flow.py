@@ -1,4 +1,3 @@
-# Copyright (c) OpenMMLab. All rights reserved.
 """TV-L1 optical flow extraction into mmaction2's rawframe layout.
 
 MoNet's motion-stream teacher reads optical flow through mmaction2's
@@ -44,6 +43,7 @@ import multiprocessing
 import os
 import os.path as osp
 import shutil
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +61,7 @@ from typing import (
 import cv2
 import decord
 import numpy as np
-from tqdm import tqdm
+from mmengine.utils import ProgressBar
 
 FLOW_TMPL = 'flow_{}_{:05d}.jpg'
 RGB_TMPL = 'img_{:05d}.jpg'
@@ -276,9 +276,8 @@ def _decode_frames(video_path: str) -> Iterator[np.ndarray]:
                 f'Cannot decode frame {i} of video {video_path}: {e}') from e
         # decord 0.6 mis-shapes some sizes (e.g. 48x48 gives (48, 48, 4));
         # refuse them rather than compute flow on scrambled pixels.
-        if frame.ndim != 3 or frame.shape[2] != 3 or (shape is not None
-                                                      and frame.shape
-                                                      != shape):
+        bad_shape = frame.ndim != 3 or frame.shape[2] != 3
+        if bad_shape or (shape is not None and frame.shape != shape):
             raise BadVideoError(
                 f'decord returned frame {i} of video {video_path} with '
                 f'shape {frame.shape}; expected (H, W, 3)'
@@ -432,7 +431,8 @@ def load_video_list(ann_file: PathLike,
 
     Each non-empty line is ``<video path> [label ...]`` with the path
     relative to ``data_prefix``. A video's output key is its path without
-    the extension, so ``class/vid.mp4`` is extracted to ``class/vid/``.
+    the extension, so ``class/vid.mp4`` is extracted to ``class/vid/``;
+    an absolute path is keyed by its file stem alone.
 
     Args:
         ann_file (str | PathLike): The annotation file.
@@ -452,10 +452,13 @@ def load_video_list(ann_file: PathLike,
             if not tokens:
                 continue
             rel = tokens[0]
+            # An absolute path ignores data_prefix (as in VideoDataset's
+            # osp.join) and cannot be mirrored under out_root: key by stem.
+            key = osp.splitext(osp.basename(rel) if osp.isabs(rel) else rel)
             items.append(
                 VideoItem(
                     path=osp.join(str(data_prefix), rel),
-                    key=osp.splitext(rel)[0],
+                    key=key[0],
                     labels=tokens[1:]))
     if not items:
         raise ValueError(f'Video list {ann_file} has no entries.')
@@ -510,6 +513,25 @@ def _collect_videos(videos: Union[PathLike, Sequence[PathLike]],
                              f'be extracted to the folder {item.key!r}.')
         seen[key] = item.path
     return items
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """A start method that never forks a process with live threads.
+
+    Plain ``fork`` copies OpenCV's thread pool state from a parent that
+    has already computed flow (e.g. the caller ran
+    :func:`compute_tvl1_flow`), and the children then deadlock inside
+    ``cv2.setNumThreads``. The fork server is a fresh process, so children
+    forked from it start clean. It preloads this module when the plugin is
+    importable from the environment (installed, or on ``PYTHONPATH``);
+    otherwise, as CPython 3.11's fork server ignores the parent's runtime
+    ``sys.path``, each worker imports the plugin itself once.
+    """
+    if 'forkserver' not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context('spawn')
+    ctx = multiprocessing.get_context('forkserver')
+    ctx.set_forkserver_preload([__name__])
+    return ctx
 
 
 def _init_worker() -> None:
@@ -595,25 +617,28 @@ def extract_flow(videos: Union[PathLike, Sequence[PathLike]],
              for i, item in enumerate(items)]
     results: List[Optional[VideoFlowResult]] = [None] * len(items)
     failed = []
-    bar = tqdm(
-        total=len(tasks), unit='video', desc='flow', disable=not progress)
+    # mmengine's bar shows videos/s, elapsed time and ETA; stderr keeps
+    # stdout for results.
+    bar = ProgressBar(len(tasks), file=sys.stderr) if progress else None
     pool = None
     try:
         if workers == 1:
             outputs = map(_extract_task, tasks)
         else:
-            pool = multiprocessing.Pool(
+            pool = _worker_context().Pool(
                 min(workers, len(tasks)), initializer=_init_worker)
             outputs = pool.imap_unordered(_extract_task, tasks)
         for index, result, error in outputs:
-            bar.update()
+            if bar is not None:
+                bar.update()
             if error is not None:
                 if not skip_bad:
                     raise BadVideoError(error)
                 failed.append((items[index].path, error))
             results[index] = result
     finally:
-        bar.close()
+        if bar is not None:
+            sys.stderr.write('\n')
         if pool is not None:
             pool.terminate()
             pool.join()

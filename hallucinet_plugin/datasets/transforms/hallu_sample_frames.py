@@ -1,4 +1,4 @@
-from typing import Dict, Sequence
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 from mmaction.registry import TRANSFORMS
@@ -83,10 +83,15 @@ class HalluSampleFrames(BaseTransform):
         self.test_mode = test_mode
         self.out_of_bound_opt = out_of_bound_opt
 
-    def _clip_starts(self, total_frames: int) -> np.ndarray:
+    def _window(self, results: Dict) -> Tuple[int, int]:
+        """The frames ``[first, first + length)`` clips are drawn from."""
+        return 0, results['total_frames']
+
+    def _clip_starts(self, length: int) -> np.ndarray:
+        """Clip starts relative to the window, shape ``(num_segments, )``."""
         span = (self.clip_len - 1) * self.frame_interval + 1
-        # Starts in [0, last] keep the whole clip inside the video.
-        last = max(total_frames - span, 0)
+        # Starts in [0, last] keep the whole clip inside the window.
+        last = max(length - span, 0)
         edges = np.linspace(0, last + 1, self.num_segments + 1)
         if self.test_mode:
             starts = (edges[:-1] + edges[1:] - 1) / 2
@@ -95,30 +100,30 @@ class HalluSampleFrames(BaseTransform):
                 edges[1:] - edges[:-1])
         return np.clip(np.floor(starts).astype(np.int64), 0, last)
 
-    def _bound(self, inds: np.ndarray, total_frames: int,
+    def _bound(self, inds: np.ndarray, length: int,
                filename: str) -> np.ndarray:
-        if inds.max() < total_frames:
+        if inds.max() < length:
             return inds
         if self.out_of_bound_opt == 'error':
             raise ValueError(
-                f'{filename}: {total_frames} frames, shorter than the '
+                f'{filename}: {length} frames, shorter than the '
                 f'teacher clip of {self.clip_len} frames at interval '
                 f'{self.frame_interval} (out_of_bound_opt="error")')
         if self.out_of_bound_opt == 'loop':
-            return inds % total_frames
-        return np.minimum(inds, total_frames - 1)
+            return inds % length
+        return np.minimum(inds, length - 1)
 
     def transform(self, results: Dict) -> Dict:
-        total_frames = results['total_frames']
         filename = results.get('filename', results.get('frame_dir', '?'))
-        if total_frames is None or total_frames < 1:
-            raise ValueError(f'{filename}: no frames (total_frames='
-                             f'{total_frames})')
-        starts = self._clip_starts(total_frames)
+        first, length = self._window(results)
+        if length is None or length < 1:
+            raise ValueError(f'{filename}: no frames to sample (window of '
+                             f'{length} frames)')
+        starts = self._clip_starts(length)
         clip = np.arange(self.clip_len) * self.frame_interval
         # [S, 1] + [1, T] -> [S, T]
-        teacher = self._bound(starts[:, None] + clip[None], total_frames,
-                              filename)
+        teacher = first + self._bound(starts[:, None] + clip[None], length,
+                                      filename)
         student = teacher[:, self.student_offsets].reshape(-1)
         offset = results.get('start_index', 0)
         needed = teacher if self.with_teacher else student
