@@ -1,3 +1,10 @@
+from .feature_bank import (
+    FeatureBank,
+    FeatureBankWriter,
+    bank_settings,
+    collect_videos,
+    extract_teacher_features,
+)
 from .flow import (
     BadVideoError,
     compute_tvl1_flow,
@@ -14,6 +21,8 @@ from .hara_checkpoint import (
 from .runner import test, train
 
 __all__ = [
+    'FeatureBank', 'FeatureBankWriter', 'bank_settings', 'collect_videos',
+    'extract_teacher_features',
     'BadVideoError', 'compute_tvl1_flow', 'dequantize_flow', 'extract_flow',
     'extract_video_flow', 'quantize_flow', 'convert_hara_checkpoint',
     'load_resnext3d_state_dict', 'read_hara_checkpoint', 'train', 'test'

@@ -23,8 +23,8 @@ Default stride
     ``max(1, clip_len * frame_interval // 4)``: 4 for the paper's 16-frame
     clips. A sampled clip start is then at most ``stride // 2`` frames from
     a window (2 frames: the stored clip shares 14 of its 16 frames with the
-    true one), and at most ``stride - 1`` in the last ``stride - 1`` valid
-    starts of a video, which lie after its last window.
+    true one), and at most ``stride - 1`` for the few starts after a
+    video's last window.
 
 Teacher view
     Frames are decoded with the train pipeline's decoder (``DecordInit`` /
@@ -34,12 +34,14 @@ Teacher view
     ``RandomCrop`` becomes a ``CenterCrop`` of the same size, ``Flip`` is
     dropped: the bank holds one, unflipped view), resized to
     ``HalluSplitViews.teacher_scale`` and normalised with the data
-    preprocessor's ``teacher`` settings. A config may set
-    ``teacher_bank_view`` (a list of transforms) to replace the derived
-    ones. The teacher itself is ``model.teacher`` loaded from
-    ``model.teacher_ckpt`` with HalluciNet's own loading code, and its
-    output reduced by HalluciNet's own :meth:`~HalluciNet.
-    extract_teacher_feat` (``teacher_layer``, ``teacher_pool``).
+    preprocessor's ``teacher`` settings. So with random shared crops or
+    flips, the bank's target is that of the centre view, not of the
+    student's crop. A config may set ``teacher_bank_view`` (a list of
+    transforms) to replace the derived ones. The teacher itself is
+    ``model.teacher`` loaded from ``model.teacher_ckpt`` by HalluciNet's own
+    loading code, its output reduced by HalluciNet's own
+    :meth:`~HalluciNet.extract_teacher_feat` (``teacher_layer``,
+    ``teacher_pool``).
 
 Storage: LMDB
     The bank is one LMDB environment (a folder holding ``data.mdb`` and
@@ -103,9 +105,6 @@ from mmengine.registry import init_default_scope
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm import tqdm
 
-from hallucinet_plugin.datasets.transforms.hallu_split_views import (
-    HalluSplitViews,
-)
 from hallucinet_plugin.models.recognizers.hallucinet import (
     HalluciNet,
     build_teacher,
@@ -266,49 +265,63 @@ def _check_compatible(meta: Dict, settings: Dict, path: str) -> None:
 
 
 # ---------------------------------------------------------------- reader
+# LMDB allows one open environment per file and process, so all readers of
+# a store in a process share one, keyed by process: a forked worker finds
+# its parent's entry under another pid, closes that copy (which py-lmdb
+# would otherwise count as open; the parent's stays open) and opens its own.
+_READERS: Dict[Tuple[int, str], lmdb.Environment] = {}
+
+
+def _reader_env(path: str, lock: bool) -> lmdb.Environment:
+    pid, real = os.getpid(), osp.realpath(path)
+    env = _READERS.get((pid, real))
+    if env is None:
+        for key in [k for k in _READERS if k[1] == real]:
+            _READERS.pop(key).close()
+        if not osp.isfile(osp.join(path, 'data.mdb')):
+            raise FileNotFoundError(
+                f'teacher feature bank not found: {path} (build it with '
+                'tools/extract_teacher_features.py)')
+        env = lmdb.open(
+            path,
+            readonly=True,
+            lock=lock,
+            readahead=False,
+            subdir=True,
+            max_readers=1024)
+        _READERS[(pid, real)] = env
+    return env
+
+
+def _close_reader(path: str) -> None:
+    env = _READERS.pop((os.getpid(), osp.realpath(path)), None)
+    if env is not None:
+        env.close()
+
+
 class FeatureBank:
     """Read-only access to a teacher feature bank.
 
-    Nothing is opened until first use, and the LMDB environment is reopened
-    in every new process (data-loader workers after a fork, or spawned),
-    never shared across one: LMDB forbids using an environment opened
-    before ``fork``.
+    Nothing is opened until first use. The LMDB environment is opened once
+    per process and store, shared by all readers in the process, and never
+    used across a ``fork``: a data-loader worker opens its own (LMDB
+    forbids using an environment opened before ``fork``).
 
     Args:
         path (str): The store (an LMDB folder).
         lock (bool): Use LMDB's reader lock table. Not needed for a
             finished store (the training case); needed to read one that is
-            being written.
+            being written. The first reader of a store in a process decides.
     """
 
     def __init__(self, path: PathLike, lock: bool = False) -> None:
         self.path = str(path)
         self.lock = lock
-        self._env = None
-        self._pid = None
         self._meta = None
-
-    def __getstate__(self) -> Dict:
-        state = dict(self.__dict__)
-        state['_env'] = None
-        return state
 
     @property
     def env(self) -> lmdb.Environment:
-        if self._env is None or self._pid != os.getpid():
-            if not osp.isfile(osp.join(self.path, 'data.mdb')):
-                raise FileNotFoundError(
-                    f'teacher feature bank not found: {self.path} (build it '
-                    'with tools/extract_teacher_features.py)')
-            self._env = lmdb.open(
-                self.path,
-                readonly=True,
-                lock=self.lock,
-                readahead=False,
-                subdir=True,
-                max_readers=1024)
-            self._pid = os.getpid()
-        return self._env
+        return _reader_env(self.path, self.lock)
 
     @property
     def meta(self) -> Dict:
@@ -331,12 +344,7 @@ class FeatureBank:
             self._meta = meta
         return self._meta
 
-    def get(self, key: str) -> Tuple[int, np.ndarray]:
-        """One video's frame count and ``(W, D)`` float32 features.
-
-        Raises:
-            KeyError: Naming the video and the store when it is missing.
-        """
+    def _track(self, key: str) -> Tuple[int, np.ndarray]:
         with self.env.begin() as txn:
             value = txn.get(key.encode())
         if value is None:
@@ -344,9 +352,73 @@ class FeatureBank:
                 f'video {key!r} is not in the teacher feature bank '
                 f'{self.path}; extract it with tools/extract_teacher_'
                 'features.py (--splits naming its split)')
-        total, feats = decode_track(value, self.meta['dtype'],
-                                    f'{self.path}[{key}]')
+        return decode_track(value, self.meta['dtype'], f'{self.path}[{key}]')
+
+    def get(self, key: str) -> Tuple[int, np.ndarray]:
+        """One video's frame count and ``(W, D)`` float32 features.
+
+        Raises:
+            KeyError: Naming the video and the store when it is missing.
+        """
+        total, feats = self._track(key)
         return total, feats.astype(np.float32)
+
+    def key_of(self,
+               filename: str,
+               data_prefix: Optional[str] = None) -> str:
+        """The key of a dataset's video file.
+
+        Args:
+            filename (str): The sample's ``filename`` (prefix included).
+            data_prefix (str, optional): The dataset's
+                ``data_prefix['video']``; None tries the prefixes recorded
+                at extraction, longest first.
+
+        Raises:
+            KeyError: When no prefix holds the file.
+        """
+        prefixes = [data_prefix] if data_prefix is not None else sorted(
+            self.meta['data_prefixes'], key=len, reverse=True)
+        for prefix in prefixes:
+            try:
+                return video_key(filename, prefix)
+            except KeyError:
+                continue
+        raise KeyError(
+            f'{filename} is under none of the data prefixes {prefixes} of '
+            f'the teacher feature bank {self.path}; pass the dataset\'s '
+            "data_prefix['video'] (LoadTeacherFeatures' data_prefix)")
+
+    def lookup(self, key: str,
+               clip_starts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Targets of clips by their first frames: each gets the window
+        that starts nearest (see :func:`nearest_windows`).
+
+        Args:
+            key (str): The video.
+            clip_starts (np.ndarray): ``(S, )`` first frames, in the
+                decoder's numbering (``start_index`` included).
+
+        Returns:
+            tuple[np.ndarray, np.ndarray]: ``(S, D)`` float32 targets and
+            the ``(S, )`` first frames of the windows they come from.
+
+        Raises:
+            KeyError: The video is not stored.
+            ValueError: A clip lies beyond the frames the bank saw.
+        """
+        total, feats = self._track(key)
+        meta = self.meta
+        starts = np.asarray(clip_starts, dtype=np.int64)
+        last = max(total - clip_span(meta['clip_len'],
+                                     meta['frame_interval']), 0)
+        if starts.min() < 0 or starts.max() > last:
+            raise ValueError(
+                f'{key}: clip starts {starts.tolist()} outside the {total} '
+                f'frames the bank {self.path} saw (last clip start {last}); '
+                'has the video changed since extraction?')
+        index = nearest_windows(starts, meta['stride'], len(feats))
+        return feats[index].astype(np.float32), index * meta['stride']
 
     def keys(self) -> List[str]:
         """The stored videos' keys, in LMDB (byte) order."""
@@ -364,9 +436,9 @@ class FeatureBank:
         return len(self.keys())
 
     def close(self) -> None:
-        if self._env is not None and self._pid == os.getpid():
-            self._env.close()
-        self._env = None
+        """Close this process's environment of the store (shared by every
+        reader of it; they reopen it when next used)."""
+        _close_reader(self.path)
 
 
 # ---------------------------------------------------------------- writer
@@ -399,18 +471,24 @@ class FeatureBankWriter:
             raise FileExistsError(f'{path} is a non-empty folder without '
                                   'data.mdb: not a teacher feature bank')
         os.makedirs(path, exist_ok=True)
+        # LMDB refuses a second environment of the file in this process.
+        _close_reader(path)
         self.path = path
         self.settings = _jsonable(settings)
         self.env = lmdb.open(path, map_size=map_size, subdir=True)
         self._meta_checked = False
-        with self.env.begin() as txn:
-            raw = txn.get(META_KEY)
-        has_entries = self.env.stat()['entries'] > 0
-        if raw is not None:
-            _check_compatible(json.loads(raw), self.settings, path)
-        elif has_entries:
-            raise ValueError(f'{path}: entries but no teacher-bank metadata;'
-                             ' not a teacher feature bank')
+        try:
+            with self.env.begin() as txn:
+                raw = txn.get(META_KEY)
+            if raw is not None:
+                _check_compatible(json.loads(raw), self.settings, path)
+            elif self.env.stat()['entries'] > 0:
+                raise ValueError(f'{path}: entries but no teacher-bank '
+                                 'metadata; not a teacher feature bank')
+        except Exception:
+            # LMDB allows one open environment per path and process.
+            self.env.close()
+            raise
 
     def done_keys(self) -> set:
         """Keys of the committed videos."""
@@ -547,6 +625,10 @@ def _hallucinet_arg(model_cfg: Dict, name: str):
 
 def sha256_file(filename: str) -> str:
     """Hex sha256 of a file (or of a URL's download)."""
+    if '://' not in filename and not osp.isfile(filename):
+        raise FileNotFoundError(
+            f'teacher_ckpt not found: {filename} (set model.teacher_ckpt to '
+            'the trained teacher checkpoint)')
     digest = hashlib.sha256()
     with get_local_path(filename) as local:
         with open(local, 'rb') as f:
@@ -610,8 +692,9 @@ def bank_settings(cfg: Union[PathLike, Config],
 
     Returns:
         dict: The :data:`IDENTITY_KEYS` except ``teacher_ckpt_sha256``,
-        plus ``teacher_ckpt`` (path) and, under ``_pipeline``, the built
-        transforms the extraction uses (not stored).
+        plus ``teacher_ckpt`` (path) and what the extraction uses (not
+        stored): the built transforms (``_pipeline``) and the teacher
+        view's normaliser (``_preprocessor``).
     """
     cfg = _load_config(cfg)
     where = cfg.filename or 'config'
@@ -705,12 +788,9 @@ def bank_settings(cfg: Union[PathLike, Config],
             init=TRANSFORMS.build(pipeline[inits[0]]),
             decode=TRANSFORMS.build(pipeline[decodes[0]]),
             view=[TRANSFORMS.build(t) for t in view],
-            split=HalluSplitViews(
-                student_scale=None,
-                teacher_scale=split.teacher_scale,
-                interpolation=split.interpolation),
-            sampler=sampler,
-            preprocessor=norm))
+            split=split,
+            sampler=sampler),
+        _preprocessor=norm)
 
 
 def _leaf_datasets(dataset) -> List:
@@ -922,12 +1002,11 @@ def extract_teacher_features(cfg: Union[PathLike, Config],
         device = torch.device('cuda', torch.cuda.current_device())
 
     settings = bank_settings(cfg, stride=stride, dtype=dtype)
-    pipeline = settings['_pipeline']
     videos, prefixes = collect_videos(cfg, splits)
     if not videos:
         raise ValueError(f'no videos in the splits {list(splits)}')
     settings['teacher_ckpt_sha256'] = sha256_file(settings['teacher_ckpt'])
-    stored = {k: v for k, v in settings.items() if k != '_pipeline'}
+    stored = {k: v for k, v in settings.items() if not k.startswith('_')}
     # Refuses a mismatching store before any teacher work.
     writer = FeatureBankWriter(out, stored)
     try:
@@ -943,7 +1022,7 @@ def extract_teacher_features(cfg: Union[PathLike, Config],
             teacher_pool=settings['teacher_pool'],
             max_missing_teacher_keys=_hallucinet_arg(
                 model, 'max_missing_teacher_keys')).to(device)
-        preprocessor = pipeline['preprocessor'].to(device)
+        preprocessor = settings['_preprocessor'].to(device)
         loader = DataLoader(
             _VideoWindows(todo, settings, batch_size),
             batch_size=None,
@@ -975,7 +1054,7 @@ def _run(loader: DataLoader, extractor: TeacherFeatureExtractor,
         total=num_videos,
         unit='video',
         desc='teacher bank',
-        disable=not progress,
+        disable=not progress or num_videos == 0,
         dynamic_ncols=True)
     try:
         for item in loader:

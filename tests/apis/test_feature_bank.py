@@ -243,6 +243,7 @@ def test_settings_view_made_deterministic(setup):
         dict(type='CenterCrop', crop_size=28)
     ]
     pipeline[4] = dict(type='MultiScaleCrop', input_size=28)
+    cfg.train_dataloader.dataset.pipeline = pipeline
     with pytest.raises(ValueError, match='MultiScaleCrop.*teacher_bank_view'):
         bank_settings(cfg)
     cfg.teacher_bank_view = [dict(type='CenterCrop', crop_size=30)]
@@ -322,6 +323,8 @@ def test_extraction_matches_online_teacher(setup):
         _, half = default.get(key)
         np.testing.assert_allclose(half, bank[::2], rtol=1e-3, atol=1e-6)
         assert not np.array_equal(half, bank[::2])
+    exact.close()
+    default.close()
 
 
 def test_bank_training_loss_matches_online(setup):
@@ -400,6 +403,20 @@ def test_refuses_a_store_of_other_settings(setup, tmp_path):
     assert read_raw(store) == before
 
 
+def test_bad_video_is_named_and_good_ones_kept(setup, tmp_path):
+    data = dict(setup['data'], ann_file=str(tmp_path / 'list.txt'))
+    with open(data['ann_file'], 'w') as f:
+        f.write('video_000.mp4 0\ngone.mp4 1\n')
+    cfg = write_config(tmp_path / 'c.py', data, setup['ckpt'])
+    store = str(tmp_path / 'bank.lmdb')
+    with pytest.raises(RuntimeError, match='gone.mp4'):
+        extract_teacher_features(cfg, store, workers=0, progress=False)
+    bank = FeatureBank(store)
+    assert bank.keys() == ['video_000.mp4']
+    assert bank.meta['complete'] is False
+    bank.close()
+
+
 def _count(store):
     """Committed videos, read like a second process would."""
     if not osp.isfile(osp.join(store, 'data.mdb')):
@@ -419,12 +436,20 @@ def test_killed_extraction_resumes_to_an_identical_store(tmp_path):
     cfg = write_config(tmp_path / 'online.py', data,
                        save_teacher(tmp_path / 'teacher.pth', seed=2))
     args = ['--batch-size', '1', '--workers', '0', '--no-progress']
-    reference = extract_teacher_features(
-        cfg,
-        tmp_path / 'reference.lmdb',
-        batch_size=1,
-        workers=2,
-        progress=False)['store']
+    # Byte-identical needs the same float arithmetic: the same batch size
+    # and intra-op threads (1, as OMP_NUM_THREADS below), not the same
+    # number of decoding workers.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        reference = extract_teacher_features(
+            cfg,
+            tmp_path / 'reference.lmdb',
+            batch_size=1,
+            workers=2,
+            progress=False)['store']
+    finally:
+        torch.set_num_threads(threads)
 
     # The CLI commits video_000 and video_001, then blocks opening
     # video_002, which is a FIFO with no writer: a deterministic point

@@ -4,13 +4,6 @@ import numpy as np
 from mmaction.registry import TRANSFORMS
 from mmcv.transforms import BaseTransform
 
-from hallucinet_plugin.apis.feature_bank import (
-    FeatureBank,
-    clip_span,
-    nearest_windows,
-    video_key,
-)
-
 
 @TRANSFORMS.register_module()
 class LoadTeacherFeatures(BaseTransform):
@@ -22,8 +15,9 @@ class LoadTeacherFeatures(BaseTransform):
     segment's ``clip_starts`` picks the bank window that starts nearest to
     that frame; a tie (a start exactly between two windows) goes to the
     earlier window, and starts after a video's last window get the last one.
-    With the default stride the picked clip starts at most 2 frames from
-    the sampled one for 16-frame clips. Pack with
+    The picked clip thus starts at most ``stride // 2`` frames from the
+    sampled one (2 at the default stride for 16-frame clips), and at most
+    ``stride - 1`` for the last few starts of a video. Pack with
     ``PackActionInputs(collect_keys=('imgs', 'teacher_feats'))``.
 
     The store is opened at the first call, read-only and once per process
@@ -59,6 +53,9 @@ class LoadTeacherFeatures(BaseTransform):
         self.data_prefix = data_prefix
         self.clip_len = clip_len
         self.frame_interval = frame_interval
+        # Imported here: apis.feature_bank imports the models, which import
+        # the datasets, this package among them.
+        from hallucinet_plugin.apis.feature_bank import FeatureBank
         self.bank = FeatureBank(store)
 
     def _check(self, meta: Dict, results: Dict) -> None:
@@ -75,40 +72,17 @@ class LoadTeacherFeatures(BaseTransform):
                     f'{name}={value}: extract a bank with the same '
                     'HalluSampleFrames settings')
 
-    def _key(self, filename: str, meta: Dict) -> str:
-        prefixes = [self.data_prefix] if self.data_prefix is not None \
-            else sorted(meta['data_prefixes'], key=len, reverse=True)
-        for prefix in prefixes:
-            try:
-                return video_key(filename, prefix)
-            except KeyError:
-                continue
-        raise KeyError(
-            f'{filename} is under none of the data prefixes {prefixes} of '
-            f'the teacher feature bank {self.store}; set '
-            "LoadTeacherFeatures' data_prefix to the dataset's "
-            "data_prefix['video']")
-
     def transform(self, results: Dict) -> Dict:
         if 'clip_starts' not in results:
             raise KeyError('LoadTeacherFeatures needs clip_starts: put it '
                            'after HalluSampleFrames')
-        meta = self.bank.meta
-        self._check(meta, results)
-        filename = results['filename']
-        total, feats = self.bank.get(self._key(filename, meta))
+        self._check(self.bank.meta, results)
+        key = self.bank.key_of(results['filename'], self.data_prefix)
         starts = np.asarray(results['clip_starts']) + results.get(
             'start_index', 0)
-        last = max(total - clip_span(meta['clip_len'],
-                                     meta['frame_interval']), 0)
-        if starts.min() < 0 or starts.max() > last:
-            raise ValueError(
-                f'{filename}: clip start {starts.tolist()} outside the '
-                f'{total} frames the bank {self.store} saw (last clip start '
-                f'{last}); has the video changed since extraction?')
-        index = nearest_windows(starts, meta['stride'], len(feats))
-        results['teacher_feats'] = feats[index]
-        results['teacher_clip_starts'] = index * meta['stride']
+        feats, used = self.bank.lookup(key, starts)
+        results['teacher_feats'] = feats
+        results['teacher_clip_starts'] = used
         return results
 
     def __repr__(self) -> str:
