@@ -172,7 +172,8 @@ class Demo:
     def extract_bank(self, teacher_ckpt: str) -> None:
         config = osp.join(CONFIG_DIR, STUDENTS['hallucinet'][0])
         self.run('feature bank', 'tools/extract_teacher_features.py', config,
-                 '--out', self.bank, '--cfg-options',
+                 '--out', self.bank, '--splits', 'train', '--workers', '2',
+                 '--cfg-options',
                  f'model.teacher_ckpt={teacher_ckpt}', *self.data_options())
 
     def student_config(self, name: str) -> str:
@@ -189,27 +190,23 @@ class Demo:
             f'param_scheduler.0.T_max={epochs}',
         ]
         config = self.student_config(name)
-        if STUDENTS[name][2]:
-            if 'bank' in osp.basename(config):
-                opts.append(f'feature_store={self.bank}')
-                opts += [
-                    f'train_dataloader.dataset.pipeline.{i}.store={self.bank}'
-                    for i in self._bank_transform_indices(config)
-                ]
-            else:
-                opts.append(f'model.teacher_ckpt={teacher_ckpt}')
+        if 'bank' in osp.basename(config):
+            i = self._bank_transform_index(config)
+            opts += [
+                f'train_dataloader.dataset.pipeline.{i}.store={self.bank}',
+                f'train_dataloader.dataset.pipeline.{i}.data_prefix='
+                f'{self.data_root}/videos'
+            ]
+        elif STUDENTS[name][2]:
+            opts.append(f'model.teacher_ckpt={teacher_ckpt}')
         self.run(f'{name} seed {seed}', 'tools/train.py', config,
                  '--work-dir', work_dir, '--seed', str(seed), '--cfg-options',
                  *opts)
         with open(osp.join(work_dir, 'last_checkpoint')) as f:
             ckpt = f.read().strip()
         dump = osp.join(work_dir, 'test_predictions.pkl')
-        test_opts = self.data_options()
-        if not self.args.online_teacher and 'bank' in osp.basename(config):
-            test_opts += [f'feature_store={self.bank}']
-        else:
-            test_opts += [f'model.teacher_ckpt={teacher_ckpt}'] \
-                if STUDENTS[name][2] else []
+        # Only the student runs at test time: no teacher, no bank.
+        test_opts = self.data_options() + ['model.teacher_ckpt=None']
         self.run(f'{name} seed {seed} test', 'tools/test.py', config, ckpt,
                  '--work-dir', work_dir, '--dump', dump, '--cfg-options',
                  *test_opts)
@@ -219,13 +216,11 @@ class Demo:
             checkpoint=ckpt)
 
     @staticmethod
-    def _bank_transform_indices(config: str) -> List[int]:
+    def _bank_transform_index(config: str) -> int:
         from mmengine.config import Config
         pipeline = Config.fromfile(config).train_dataloader.dataset.pipeline
-        return [
-            i for i, t in enumerate(pipeline)
-            if t['type'] == 'LoadTeacherFeatures'
-        ]
+        return next(i for i, t in enumerate(pipeline)
+                    if t['type'] == 'LoadTeacherFeatures')
 
     def main(self) -> Dict:
         start = time.time()
@@ -428,6 +423,7 @@ def measure_demo_cost(student_config, teacher_ckpt: str,
     from mmengine.registry import init_default_scope
 
     import hallucinet_plugin  # noqa: F401
+
     from .benchmark import summarize_cost
     init_default_scope('mmaction')
     torch.manual_seed(0)
