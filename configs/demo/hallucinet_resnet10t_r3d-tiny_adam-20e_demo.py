@@ -1,5 +1,6 @@
 # HalluciNet (fused): appearance features and the hallucinated 16-frame
-# representation, concatenated, feed the classifier.
+# representation, concatenated, feed the classifier. lambda = 50 as in the
+# paper's recognition experiments.
 _base_ = [
     '../_base_/models/demo_resnet10t_student.py',
     '../_base_/models/demo_r3d-tiny_teacher.py',
@@ -16,6 +17,6 @@ model = dict(
         type='HallucinationHead',
         in_channels=512,
         out_channels=128,
-        loss_hallu=dict(type='HallucinationLoss', loss_weight=1.0)),
+        loss_hallu=dict(type='HallucinationLoss', loss_weight=50.0)),
     fusion='concat',
     cls_head=dict(in_channels=512 + 128))

@@ -16,6 +16,7 @@ import json
 import os
 import os.path as osp
 import pickle
+import shutil
 import statistics
 import subprocess
 import sys
@@ -166,7 +167,7 @@ class Demo:
                  self.teacher_dir, '--cfg-options', *opts)
         with open(osp.join(self.teacher_dir, 'last_checkpoint')) as f:
             last = f.read().strip()
-        os.replace(last, ckpt)
+        shutil.copyfile(last, ckpt)
         return ckpt
 
     def extract_bank(self, teacher_ckpt: str) -> None:
@@ -311,27 +312,19 @@ def summarize(runs: Dict, teacher_top1: float, dataset: Dict, cost: Dict,
         if final:
             entry['final_loss_hallu'] = _mean_std(final)
         models[name] = entry
-    counts = dataset.get('split_counts', dataset.get('counts', {}))
+    splits = dataset.get('splits', {})
     return dict(
         command=command,
         teacher_top1=teacher_top1,
         models=models,
         dataset=dict(
-            labelled_train_videos=_split_size(counts, 'train'),
-            teacher_train_videos=_split_size(counts, 'teacher_train'),
-            val_videos=_split_size(counts, 'val')),
+            labelled_train_videos=splits['train']['num_videos'],
+            teacher_train_videos=splits['teacher_train']['num_videos'],
+            val_videos=splits['val']['num_videos'],
+            single_frame_upper_bound=dataset.get('single_frame_upper_bound')),
         cost=cost,
         timings_s=timings,
         elapsed_s=elapsed)
-
-
-def _split_size(counts: Dict, split: str):
-    value = counts.get(split)
-    if isinstance(value, dict):
-        return sum(value.values())
-    if isinstance(value, list):
-        return sum(value)
-    return value
 
 
 def markdown_table(results: Dict) -> str:
@@ -380,17 +373,18 @@ def plot_curves(runs: Dict, path: str) -> None:
             c = run['curves']
             label = name if i == 0 else None
             color = f'C{list(runs).index(name)}'
-            axes[0].plot(c['step'], c['loss_cls'], color=color, alpha=0.6,
-                         label=label)
+            axes[0].plot(c['step'], c['loss_cls'], '.-', color=color,
+                         alpha=0.6, label=label)
             if any(v is not None for v in c['loss_hallu']):
-                axes[1].plot(c['step'], c['loss_hallu'], color=color,
+                axes[1].plot(c['step'], c['loss_hallu'], '.-', color=color,
                              alpha=0.6, label=label)
             axes[2].plot(c['val_epoch'], c['val_top1'], 'o-', color=color,
                          alpha=0.6, label=label)
-    for ax, title in zip(axes, ('loss_cls', 'loss_hallu',
-                                'validation top-1 (%)')):
+    for ax, title, xlabel in zip(
+            axes, ('loss_cls', 'loss_hallu', 'validation top-1 (%)'),
+            ('iteration', 'iteration', 'epoch')):
         ax.set_title(title)
-        ax.set_xlabel('iteration')
+        ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
