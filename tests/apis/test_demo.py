@@ -1,0 +1,35 @@
+"""The README's main job, fast: every stage through the same code path."""
+import json
+import os.path as osp
+
+import pytest
+
+from conftest import run_tool
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end(tmp_path):
+    work_dir, data_root = tmp_path / 'work', tmp_path / 'data'
+    proc = run_tool('tools/demo.py', '--quick', '--seeds', '1', '--models',
+                    'vanilla', 'hallucinet-2f', '--work-dir', str(work_dir),
+                    '--data-root', str(data_root), timeout=900)
+    assert '| model | top-1 (%)' in proc.stdout
+    # Every stage left its product behind.
+    assert (data_root / 'meta.json').is_file()
+    assert (work_dir / 'teacher' / 'teacher.pth').is_file()
+    assert (work_dir / 'teacher_bank.lmdb').is_dir()
+    for name in ('vanilla', 'hallucinet-2f'):
+        run = work_dir / name / 'seed0'
+        assert (run / 'epoch_1.pth').is_file(), name
+        assert (run / 'test_predictions.pkl').is_file(), name
+    for result in ('results.md', 'results.json', 'training_curves.png'):
+        path = work_dir / result
+        assert path.is_file() and path.stat().st_size > 0, result
+    results = json.loads((work_dir / 'results.json').read_text())
+    assert set(results['models']) == {'vanilla', 'hallucinet-2f'}
+    for entry in results['models'].values():
+        assert 0 <= entry['top1']['mean'] <= 100
+    assert 'final_loss_hallu' in results['models']['hallucinet-2f']
+    assert results['dataset']['labelled_train_videos'] == 16
+    assert results['cost']['teacher']['gflops'] > 0
+    assert osp.getsize(work_dir / 'training_curves.png') > 10_000
