@@ -1,12 +1,18 @@
 from .checkpoint import (
-                         register_safe_checkpoint_globals,
-                         sanitize_checkpoint,
-                         unsafe_globals,
+    register_safe_checkpoint_globals,
+    sanitize_checkpoint,
+    unsafe_globals,
 )
-from .compat import get_gt_label, get_pred_score, set_gt_label, set_pred_score
+from .compat import (
+    get_gt_label,
+    get_pred_score,
+    set_gt_label,
+    set_pred_label,
+    set_pred_score,
+)
 
 __all__ = [
     'register_safe_checkpoint_globals', 'sanitize_checkpoint',
     'unsafe_globals', 'get_gt_label', 'set_gt_label', 'get_pred_score',
-    'set_pred_score'
+    'set_pred_score', 'set_pred_label'
 ]

@@ -36,3 +36,8 @@ def get_pred_score(sample: ActionDataSample) -> torch.Tensor:
     if MMACTION_LABEL_DATA:
         return sample.pred_scores.item
     return sample.pred_score
+
+
+def set_pred_label(sample: ActionDataSample, label) -> ActionDataSample:
+    """Set the predicted label of ``sample``."""
+    return sample.set_pred_label(label)

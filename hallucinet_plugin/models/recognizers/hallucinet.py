@@ -12,8 +12,9 @@ from mmengine.logging import MMLogger
 from mmengine.runner.checkpoint import _load_checkpoint
 
 from ...typing import ConfigType, OptConfigType
+from ...utils import set_pred_label, set_pred_score
 
-FUSIONS = ('concat', 'direct', 'none')
+FUSIONS = ('concat', 'direct', 'none', 'late')
 # Missing teacher keys under these prefixes do not matter: the hallucinated
 # representation comes from the backbone (or a neck), never from the
 # teacher's classifier.
@@ -113,7 +114,15 @@ class HalluciNet(Recognizer2D):
             features and hallucinated representation concatenated (the
             paper's fused model); ``'direct'``: only the hallucinated
             representation (HalluciNet-direct); ``'none'``: only appearance
-            features, hallucination as an auxiliary task.
+            features, hallucination as an auxiliary task; ``'late'``: two
+            streams (MoNet): ``cls_head`` classifies the appearance features,
+            ``hallu_cls_head`` the hallucinated ones, and their class
+            probabilities are averaged with ``late_fusion_weights``.
+        hallu_cls_head (dict, optional): The hallucinated stream's
+            classifier, for ``fusion='late'``. Its losses are logged with a
+            ``_hallu`` suffix (``loss_cls_hallu``).
+        late_fusion_weights (tuple[float]): Weights of the appearance and
+            the hallucinated stream's probabilities at inference.
         frames_per_segment (int): Student frames per segment (``len`` of the
             sampler's ``student_offsets``; 2 for HalluciNet(2f)). Their
             features are concatenated in order before hallucinating.
@@ -142,6 +151,8 @@ class HalluciNet(Recognizer2D):
                  teacher_ckpt: Optional[str] = None,
                  hallu_head: OptConfigType = None,
                  fusion: str = 'concat',
+                 hallu_cls_head: OptConfigType = None,
+                 late_fusion_weights: Tuple[float, float] = (1.0, 1.0),
                  frames_per_segment: int = 1,
                  teacher_layer: Optional[str] = None,
                  teacher_pool: str = 'avg',
@@ -153,8 +164,11 @@ class HalluciNet(Recognizer2D):
         if fusion not in FUSIONS:
             raise ValueError(f'fusion must be one of {FUSIONS}, got '
                              f'{fusion!r}')
-        if hallu_head is None and fusion == 'direct':
-            raise ValueError("fusion='direct' needs a hallu_head")
+        if hallu_head is None and fusion in ('direct', 'late'):
+            raise ValueError(f"fusion='{fusion}' needs a hallu_head")
+        if (fusion == 'late') != (hallu_cls_head is not None):
+            raise ValueError("hallu_cls_head goes with fusion='late', and "
+                             "fusion='late' needs a hallu_cls_head")
         if hallu_head is not None and neck is not None:
             raise ValueError('HalluciNet does not support a neck together '
                              'with a hallu_head')
@@ -177,6 +191,10 @@ class HalluciNet(Recognizer2D):
         self.hallu_head = None
         if hallu_head is not None:
             self.hallu_head = MODELS.build(hallu_head)
+        self.hallu_cls_head = None
+        if hallu_cls_head is not None:
+            self.hallu_cls_head = MODELS.build(hallu_cls_head)
+        self.late_fusion_weights = tuple(late_fusion_weights)
         self._check_channels()
 
         self.teacher = None
@@ -220,6 +238,12 @@ class HalluciNet(Recognizer2D):
             expected = head.out_channels
         else:
             expected = head.in_channels
+        hallu_cls = self.hallu_cls_head
+        if hallu_cls is not None and hasattr(hallu_cls, 'in_channels') \
+                and hallu_cls.in_channels != head.out_channels:
+            raise ValueError(
+                f'hallu_cls_head.in_channels={hallu_cls.in_channels} but the '
+                f'hallucinated stream has {head.out_channels} features')
         if expected is not None and self.cls_head.in_channels != expected:
             raise ValueError(
                 f'cls_head.in_channels={self.cls_head.in_channels} but '
@@ -405,7 +429,7 @@ class HalluciNet(Recognizer2D):
     def fuse(self, feats: torch.Tensor,
              hallu: Optional[torch.Tensor]) -> torch.Tensor:
         """What the classifier sees, ``(N * S, C')``, see :attr:`fusion`."""
-        if hallu is None or self.fusion == 'none':
+        if hallu is None or self.fusion in ('none', 'late'):
             return feats
         if self.fusion == 'direct':
             return hallu
@@ -453,9 +477,58 @@ class HalluciNet(Recognizer2D):
         # [N * S, C'] -> [N * S, C', 1, 1], the layout 2D heads pool.
         x = self.fuse(feats, hallu)[..., None, None]
         kwargs['loss_aux'] = loss_aux
+        if self.fusion == 'late':
+            x = (x, hallu[..., None, None])
         if stage == 'neck':
             return x, kwargs
+        if self.fusion == 'late':
+            return self.late_fuse(*x, **kwargs), kwargs
         return self.cls_head(x, **kwargs), kwargs
+
+    # --------------------------------------------------- two-stream (late)
+    def late_fuse(self, appearance: torch.Tensor, hallu: torch.Tensor,
+                  **kwargs) -> torch.Tensor:
+        """Weighted sum of both streams' class probabilities.
+
+        Args:
+            appearance (Tensor): ``(N * V * S, C, 1, 1)`` features.
+            hallu (Tensor): ``(N * V * S, D, 1, 1)`` hallucinated features.
+
+        Returns:
+            Tensor: ``(N * V, num_classes)`` probabilities, one row per view
+            (the heads' segmental consensus already applied).
+        """
+        weights = self.late_fusion_weights
+        scores = [
+            head(x, **kwargs).softmax(dim=-1)
+            for head, x in ((self.cls_head, appearance),
+                            (self.hallu_cls_head, hallu))
+        ]
+        return (weights[0] * scores[0] + weights[1] * scores[1]) / sum(weights)
+
+    def loss(self, inputs, data_samples: SampleList, **kwargs) -> Dict:
+        if self.fusion != 'late':
+            return super().loss(inputs, data_samples, **kwargs)
+        (appearance, hallu), kwargs = self.extract_feat(
+            inputs, data_samples=data_samples)
+        losses = dict(kwargs.pop('loss_aux'))
+        losses.update(self.cls_head.loss(appearance, data_samples, **kwargs))
+        hallu_losses = self.hallu_cls_head.loss(hallu, data_samples, **kwargs)
+        losses.update({f'{k}_hallu': v for k, v in hallu_losses.items()})
+        return losses
+
+    def predict(self, inputs, data_samples: SampleList,
+                **kwargs) -> SampleList:
+        if self.fusion != 'late':
+            return super().predict(inputs, data_samples, **kwargs)
+        probs, kwargs = self.extract_feat(inputs, stage='head',
+                                          test_mode=True)
+        # [N * V, num_classes] -> [N, num_classes]: average the views.
+        probs = probs.view(len(data_samples), -1, probs.shape[-1]).mean(1)
+        for sample, prob in zip(data_samples, probs):
+            set_pred_score(sample, prob)
+            set_pred_label(sample, prob.argmax(dim=-1, keepdim=True))
+        return data_samples
 
 
 def _drop_teacher_state(module: HalluciNet, state_dict: Dict, prefix: str,

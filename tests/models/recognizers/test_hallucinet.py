@@ -386,3 +386,54 @@ def test_training_without_teacher_inputs_is_clear():
     data = model.data_preprocessor(batch, True)
     with pytest.raises(KeyError, match='teacher_imgs'):
         model(**data, mode='loss')
+
+
+def monet_late_cfg(weights=(1.0, 1.0)):
+    cfg = hallucinet_cfg(fusion='none')
+    cfg.update(
+        fusion='late',
+        hallu_head=dict(
+            type='MoNetHead', in_channels=512, out_channels=64,
+            num_layers=3),
+        hallu_cls_head=dict(
+            type='TSNHead', num_classes=NUM_CLASSES, in_channels=64),
+        late_fusion_weights=weights)
+    return cfg
+
+
+def test_monet_two_stream_late_fusion():
+    """MoNet: sequence hallucination over segments, two classifiers."""
+    torch.manual_seed(0)
+    model = build(monet_late_cfg(weights=(1.0, 3.0)))
+    batch = make_batch(num_segs=4)
+    model.train()
+    data = model.data_preprocessor(batch, True)
+    losses = model(**data, mode='loss')
+    assert {'loss_cls', 'loss_cls_hallu', 'loss_hallu'} <= set(losses)
+    total, _ = model.parse_losses(losses)
+    total.backward()
+    for name in ('hallu_head', 'hallu_cls_head', 'cls_head', 'backbone'):
+        grads = [p.grad for n, p in model.named_parameters()
+                 if n.startswith(name)]
+        assert grads and all(g is not None for g in grads), name
+    model.eval()
+    imgs = torch.randn(2, 4, 3, 32, 32)
+    with torch.no_grad():
+        samples = model.predict(imgs, make_batch()['data_samples'])
+        (app, hallu), kwargs = model.extract_feat(imgs, test_mode=True)
+        p_app = model.cls_head(app, **kwargs).softmax(-1)
+        p_hallu = model.hallu_cls_head(hallu, **kwargs).softmax(-1)
+    expected = (p_app + 3 * p_hallu) / 4
+    torch.testing.assert_close(
+        torch.stack([get_pred_score(s) for s in samples]), expected)
+
+
+def test_late_fusion_needs_its_head():
+    cfg = monet_late_cfg()
+    cfg.pop('hallu_cls_head')
+    with pytest.raises(ValueError, match='hallu_cls_head'):
+        MODELS.build(cfg)
+    cfg = monet_late_cfg()
+    cfg['hallu_cls_head']['in_channels'] = 10
+    with pytest.raises(ValueError, match='in_channels=10'):
+        MODELS.build(cfg)
