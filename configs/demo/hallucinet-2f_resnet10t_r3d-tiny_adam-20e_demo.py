@@ -5,7 +5,7 @@ student_offsets = [0, 4]
 model = dict(
     frames_per_segment=2,
     hallu_head=dict(in_channels=2 * 512),
-    cls_head=dict(in_channels=2 * 512 + 128))
+    cls_head=dict(in_channels=2 * 512 + 64))
 train_dataloader = dict(
     dataset=dict(pipeline=[
         dict(type='DecordInit'),
@@ -14,7 +14,10 @@ train_dataloader = dict(
             clip_len=16,
             student_offsets=student_offsets),
         dict(type='DecordDecode'),
-        dict(type='HalluSplitViews', teacher_scale=(32, 32)),
+        dict(
+            type='HalluSplitViews',
+            student_scale=(32, 32),
+            teacher_scale=(32, 32)),
         dict(type='FormatShape', input_format='NCHW'),
         dict(type='PackActionInputs', collect_keys=('imgs', 'teacher_imgs'))
     ]))
@@ -28,6 +31,7 @@ val_dataloader = dict(
             with_teacher=False,
             test_mode=True),
         dict(type='DecordDecode'),
+        dict(type='Resize', scale=(32, 32), keep_ratio=False),
         dict(type='FormatShape', input_format='NCHW'),
         dict(type='PackActionInputs')
     ]))

@@ -27,7 +27,7 @@ train_pipeline = [
         clip_len=clip_len),
     dict(type='DecordDecode'),
     # Puts the decoded frames in student order; no teacher view to split.
-    dict(type='HalluSplitViews', teacher_scale=None),
+    dict(type='HalluSplitViews', student_scale=(32, 32), teacher_scale=None),
     dict(type='FormatShape', input_format='NCHW'),
     dict(type='PackActionInputs', collect_keys=('imgs', 'teacher_feats'))
 ]

@@ -16,7 +16,7 @@ model = dict(
     hallu_head=dict(
         type='HallucinationHead',
         in_channels=512,
-        out_channels=128,
+        out_channels=64,
         loss_hallu=dict(type='HallucinationLoss', loss_weight=50.0)),
     fusion='concat',
-    cls_head=dict(in_channels=512 + 128))
+    cls_head=dict(in_channels=512 + 64))

@@ -19,6 +19,7 @@ train_pipeline = [
     dict(type='DecordInit'),
     dict(type='HalluSampleFrames', clip_len=16, with_teacher=False),
     dict(type='DecordDecode'),
+    dict(type='Resize', scale=(32, 32), keep_ratio=False),
     dict(type='FormatShape', input_format='NCHW'),
     dict(type='PackActionInputs')
 ]

@@ -40,7 +40,16 @@ STUDENTS = {
     'hallucinet-2f': ('hallucinet-2f_resnet10t_r3d-tiny_adam-20e_demo.py',
                       'hallucinet-2f_resnet10t_r3d-tiny-bank_adam-20e_demo.py',
                       True),
+    # MoNet (two streams over 4 segments) and its appearance-only baseline;
+    # trained only when asked for (--models monet monet-appearance).
+    'monet': ('monet_resnet10t_r3d-tiny_adam-20e_demo.py',
+              'monet_resnet10t_r3d-tiny-bank_adam-20e_demo.py', True),
+    'monet-appearance': ('monet-appearance_resnet10t_adam-20e_demo.py', None,
+                         False),
 }
+OPTIONAL_STUDENTS = ('monet', 'monet-appearance')
+# A two-stream (late fusion) student is also tested one stream at a time.
+STREAMS = {'appearance stream': (1.0, 0.0), 'hallucinated stream': (0.0, 1.0)}
 
 # Dataset sizes: the full demo and the smoke run (--quick).
 FULL = dict(
@@ -70,7 +79,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--models',
         nargs='+',
-        default=list(STUDENTS),
+        default=[m for m in STUDENTS if m not in OPTIONAL_STUDENTS],
         choices=list(STUDENTS),
         help='student models to train')
     parser.add_argument(
@@ -200,6 +209,13 @@ class Demo:
             ]
         elif STUDENTS[name][2]:
             opts.append(f'model.teacher_ckpt={teacher_ckpt}')
+        model_cfg = self._model_cfg(config)
+        # MoNetLoss reads the teacher's classifier from its checkpoint.
+        loss_key = 'model.hallu_head.loss_hallu.classifier_ckpt'
+        reads_classifier = 'classifier_ckpt' in model_cfg.get(
+            'hallu_head', {}).get('loss_hallu', {})
+        if reads_classifier:
+            opts.append(f'{loss_key}={teacher_ckpt}')
         self.run(f'{name} seed {seed}', 'tools/train.py', config,
                  '--work-dir', work_dir, '--seed', str(seed), '--cfg-options',
                  *opts)
@@ -208,13 +224,32 @@ class Demo:
         dump = osp.join(work_dir, 'test_predictions.pkl')
         # Only the student runs at test time: no teacher, no bank.
         test_opts = self.data_options() + ['model.teacher_ckpt=None']
+        if reads_classifier:
+            test_opts.append(f'{loss_key}=None')
         self.run(f'{name} seed {seed} test', 'tools/test.py', config, ckpt,
                  '--work-dir', work_dir, '--dump', dump, '--cfg-options',
                  *test_opts)
+        streams = {}
+        if model_cfg.get('fusion') == 'late':
+            for stream, weights in STREAMS.items():
+                stream_dump = osp.join(
+                    work_dir, f'test_predictions_{stream.split()[0]}.pkl')
+                self.run(
+                    f'{name} seed {seed} test {stream}', 'tools/test.py',
+                    config, ckpt, '--work-dir', work_dir, '--dump',
+                    stream_dump, '--cfg-options', *test_opts,
+                    f'model.late_fusion_weights={list(weights)}')
+                streams[stream] = top1_from_dump(stream_dump)
         return dict(
             top1=top1_from_dump(dump),
             curves=read_curves(work_dir),
-            checkpoint=ckpt)
+            checkpoint=ckpt,
+            streams=streams)
+
+    @staticmethod
+    def _model_cfg(config: str) -> Dict:
+        from mmengine.config import Config
+        return Config.fromfile(config).model.to_dict()
 
     @staticmethod
     def _bank_transform_index(config: str) -> int:
@@ -241,12 +276,23 @@ class Demo:
                 self.train_student(name, seed, teacher_ckpt)
                 for seed in range(self.args.seeds)
             ]
+        cost = measure_demo_cost(self.student_config, teacher_ckpt,
+                                 self.args.models)
+        # Each stream of a two-stream student as a row of its own (the
+        # same checkpoints; cost shown is the whole two-stream model's).
+        streams = {}
+        for name, seeds in runs.items():
+            for stream in seeds[0].get('streams', {}):
+                row = f'{name} ({stream})'
+                streams[row] = [
+                    dict(run, top1=run['streams'][stream]) for run in seeds
+                ]
+                cost[row] = cost[name]
         results = summarize(
-            runs,
+            {**runs, **streams},
             teacher_top1=top1_from_dump(teacher_dump),
             dataset=meta,
-            cost=measure_demo_cost(self.student_config, teacher_ckpt,
-                                   self.args.models),
+            cost=cost,
             timings=self.timings,
             elapsed=time.time() - start,
             command=' '.join(['python', 'tools/demo.py'] +
@@ -410,7 +456,7 @@ def write_results(results: Dict, runs: Dict, work_dir: str) -> None:
 def measure_demo_cost(student_config, teacher_ckpt: str,
                       names: List[str]) -> Dict:
     """Per-clip inference cost of the teacher and each student (the deploy
-    path: one 64x64 frame per student frame, the 16x32x32 teacher clip)."""
+    path: one 32x32 frame per student frame, the 16x32x32 teacher clip)."""
     import torch
     from mmaction.registry import MODELS
     from mmengine.config import Config
@@ -432,7 +478,7 @@ def measure_demo_cost(student_config, teacher_ckpt: str,
         cfg.pop('teacher', None)
         cfg.pop('teacher_ckpt', None)
         model = MODELS.build(cfg).eval()
-        frames = torch.randn(1, model.frames_per_segment, 3, 64, 64)
+        frames = torch.randn(1, model.frames_per_segment, 3, 32, 32)
         cost[name] = summarize_cost(
             name, model, lambda x: model._forward(x, stage='head'), [frames])
     return cost
