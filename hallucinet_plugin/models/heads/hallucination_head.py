@@ -12,8 +12,9 @@ from .base_hallucination_head import BaseHallucinationHead
 class HallucinationHead(BaseHallucinationHead):
     """HalluciNet's hallucination head: an MLP ending in ReLU.
 
-    The paper's head is one fully connected layer followed by ReLU
-    (2048 -> 2048 for VGG11-bn features and a 3D-ResNeXt-101 teacher); the
+    The paper's head is one fully connected layer followed by ReLU onto the
+    3D-ResNeXt-101 teacher's 2048-d representation (the authors' code maps
+    2048 -> 2048; with timm's VGG11-bn pre-logits it is 4096 -> 2048). The
     teacher's pooled post-ReLU activations are non-negative, so is the
     output.
 

@@ -205,6 +205,16 @@ class HalluciNet(Recognizer2D):
             self._freeze_teacher()
             self._register_state_dict_hook(_drop_teacher_state)
             self.register_load_state_dict_pre_hook(_fill_teacher_state)
+        # mmaction2's TSMOptimWrapperConstructor (fc_lr5) takes the last
+        # Linear module for the classifier: keep the teacher first and the
+        # classifier last.
+        first = [k for k in ('teacher', ) if k in self._modules]
+        last = [k for k in ('cls_head', ) if k in self._modules]
+        middle = [k for k in self._modules if k not in first + last]
+        self.__dict__['_modules'] = {
+            k: self._modules[k]
+            for k in first + middle + last
+        }
 
     # ----------------------------------------------------------- building
     def _student_channels(self) -> Optional[int]:

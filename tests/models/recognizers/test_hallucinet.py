@@ -437,3 +437,15 @@ def test_late_fusion_needs_its_head():
     cfg['hallu_cls_head']['in_channels'] = 10
     with pytest.raises(ValueError, match='in_channels=10'):
         MODELS.build(cfg)
+
+
+def test_classifier_is_the_last_linear_module():
+    """mmaction2's TSM optimizer constructor (fc_lr5) boosts the last
+    Linear module: it must be the classifier, not the frozen teacher's."""
+    model = MODELS.build(hallucinet_cfg())
+    linears = [
+        name for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear)
+    ]
+    assert linears[-1] == 'cls_head.fc_cls'
+    assert list(model._modules)[0] == 'teacher'
