@@ -10,7 +10,7 @@ from .utils.checkpoint import register_safe_checkpoint_globals
 
 register_safe_checkpoint_globals()
 
-from . import datasets, evaluation, models  # noqa: E402,F401
+from . import datasets, engine, evaluation, models  # noqa: E402,F401
 from .version import __version__  # noqa: E402
 
 __all__ = ['__version__']

@@ -13,6 +13,9 @@ default_hooks = dict(
         type='CheckpointHook', interval=1, save_best='auto', max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     sync_buffers=dict(type='SyncBuffersHook'))
+# Stop at the first NaN/inf loss, naming the iteration, the terms and the
+# batch's videos, before anything of that iteration is checkpointed.
+custom_hooks = [dict(type='FiniteLossHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -14,7 +14,7 @@ video_root = {{_base_.video_root}}
 
 model = dict(teacher=None, teacher_ckpt=None)
 train_pipeline = [
-    dict(type='DecordInit'),
+    dict(type='HalluDecordInit'),
     dict(
         type='HalluSampleFrames',
         clip_len=clip_len,

@@ -8,7 +8,7 @@ model = dict(
     cls_head=dict(in_channels=2 * 512 + 64))
 train_dataloader = dict(
     dataset=dict(pipeline=[
-        dict(type='DecordInit'),
+        dict(type='HalluDecordInit'),
         dict(
             type='HalluSampleFrames',
             clip_len=16,
@@ -23,7 +23,7 @@ train_dataloader = dict(
     ]))
 val_dataloader = dict(
     dataset=dict(pipeline=[
-        dict(type='DecordInit'),
+        dict(type='HalluDecordInit'),
         dict(
             type='HalluSampleFrames',
             clip_len=16,

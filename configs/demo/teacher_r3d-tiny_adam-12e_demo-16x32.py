@@ -21,7 +21,7 @@ model = dict(
         format_shape='NCTHW'))
 
 train_pipeline = [
-    dict(type='DecordInit'),
+    dict(type='HalluDecordInit'),
     dict(type='SampleFrames', clip_len=clip_len, frame_interval=1,
          num_clips=1),
     dict(type='DecordDecode'),
@@ -30,7 +30,7 @@ train_pipeline = [
     dict(type='PackActionInputs')
 ]
 val_pipeline = [
-    dict(type='DecordInit'),
+    dict(type='HalluDecordInit'),
     dict(type='SampleFrames', clip_len=clip_len, frame_interval=1,
          num_clips=1, test_mode=True),
     dict(type='DecordDecode'),

@@ -16,7 +16,7 @@ model = dict(
         format_shape='NCHW'))
 # One frame per video and no teacher view to decode.
 train_pipeline = [
-    dict(type='DecordInit'),
+    dict(type='HalluDecordInit'),
     dict(type='HalluSampleFrames', clip_len=16, with_teacher=False),
     dict(type='DecordDecode'),
     dict(type='Resize', scale=(32, 32), keep_ratio=False),

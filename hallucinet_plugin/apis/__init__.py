@@ -1,3 +1,21 @@
+from .benchmark import (
+    benchmark,
+    count_flops,
+    count_parameters,
+    measure_latency,
+    measure_latency_ratio,
+    measure_peak_memory,
+    summarize_cost,
+)
+from .export import (
+    DeployModel,
+    TeacherDeployModel,
+    build_deploy_model,
+    build_student,
+    export_onnx,
+    verify_export,
+    verify_onnx,
+)
 from .feature_bank import (
     FeatureBank,
     FeatureBankWriter,
@@ -18,6 +36,7 @@ from .hara_checkpoint import (
     load_resnext3d_state_dict,
     read_hara_checkpoint,
 )
+from .inference import Predictor, inference, load_frames, load_label_map
 from .runner import test, train
 from .split_lists import (
     convert_split_lists,
@@ -27,6 +46,11 @@ from .split_lists import (
 )
 
 __all__ = [
+    'benchmark', 'count_flops', 'count_parameters', 'measure_latency',
+    'measure_latency_ratio', 'measure_peak_memory', 'summarize_cost',
+    'DeployModel', 'TeacherDeployModel', 'build_deploy_model',
+    'build_student', 'export_onnx', 'verify_export', 'verify_onnx',
+    'Predictor', 'inference', 'load_frames', 'load_label_map',
     'FeatureBank', 'FeatureBankWriter', 'bank_settings', 'collect_videos',
     'extract_teacher_features',
     'BadVideoError', 'compute_tvl1_flow', 'dequantize_flow', 'extract_flow',

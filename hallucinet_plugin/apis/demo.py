@@ -477,6 +477,10 @@ def measure_demo_cost(student_config, teacher_ckpt: str,
         cfg = Config.fromfile(student_config(name)).model
         cfg.pop('teacher', None)
         cfg.pop('teacher_ckpt', None)
+        loss = (cfg.get('hallu_head') or {}).get('loss_hallu') or {}
+        if 'classifier_ckpt' in loss:
+            # MoNetLoss's frozen classifier costs nothing at inference.
+            loss['classifier_ckpt'] = None
         model = MODELS.build(cfg).eval()
         frames = torch.randn(1, model.frames_per_segment, 3, 32, 32)
         cost[name] = summarize_cost(

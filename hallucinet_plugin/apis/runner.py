@@ -7,11 +7,15 @@ work without ``custom_imports`` and checkpoints load with
 ``weights_only=True`` (see :mod:`hallucinet_plugin.utils.checkpoint`).
 """
 import argparse
+import logging
 import os
 import os.path as osp
 from typing import List, Optional
 
+import torch
+import torch.distributed as torch_dist
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 import hallucinet_plugin  # noqa: F401
@@ -83,6 +87,8 @@ def _work_dir(cfg: Config, args: argparse.Namespace) -> str:
 def build_train_config(args: argparse.Namespace) -> Config:
     """Merge the command line into the config, as mmaction2's train.py."""
     cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.launcher = args.launcher
@@ -108,16 +114,52 @@ def build_train_config(args: argparse.Namespace) -> Config:
     if args.deterministic:
         randomness['deterministic'] = True
     cfg.randomness = randomness
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
     return cfg
+
+
+def setup_cpu_distributed(cfg: Config) -> None:
+    """Start ``torch.distributed`` for a ``--launcher pytorch`` run on CPU.
+
+    mmengine's ``init_dist`` pins a CUDA device per rank and its default
+    DDP wrapper passes ``device_ids=[LOCAL_RANK]``; both fail without a
+    GPU. On CPU only the process group is needed (over gloo: NCCL is
+    GPU-only, so the runtime's default ``nccl`` becomes ``gloo`` with a
+    warning), and DDP must wrap the CPU module with ``device_ids=None``.
+    Nothing changes where CUDA is available or without a launcher.
+
+    Args:
+        cfg (Config): The merged config; ``env_cfg.dist_cfg`` and
+            ``model_wrapper_cfg`` are updated in place.
+    """
+    if cfg.get('launcher', 'none') != 'pytorch' or \
+            torch.cuda.is_available():
+        return
+    dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    if dist_cfg.get('backend', 'gloo') != 'gloo':
+        print_log(
+            f"env_cfg.dist_cfg.backend={dist_cfg['backend']!r} needs GPUs; "
+            "no CUDA device here, so using 'gloo'",
+            logger='current',
+            level=logging.WARNING)
+    dist_cfg['backend'] = 'gloo'
+    if not torch_dist.is_initialized():
+        # torchrun's RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT.
+        torch_dist.init_process_group(backend='gloo', init_method='env://')
+    wrapper = cfg.get('model_wrapper_cfg', None) or dict(
+        type='MMDistributedDataParallel',
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
 
 
 def train(argv: Optional[List[str]] = None) -> Runner:
     """``tools/train.py``: build the runner from the config and train."""
     args = parse_train_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    runner = Runner.from_cfg(build_train_config(args))
+    cfg = build_train_config(args)
+    setup_cpu_distributed(cfg)
+    runner = Runner.from_cfg(cfg)
     runner.train()
     return runner
 
@@ -160,5 +202,7 @@ def test(argv: Optional[List[str]] = None) -> dict:
     """``tools/test.py``: evaluate a checkpoint; returns the metrics."""
     args = parse_test_args(argv)
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    runner = Runner.from_cfg(build_test_config(args))
+    cfg = build_test_config(args)
+    setup_cpu_distributed(cfg)
+    runner = Runner.from_cfg(cfg)
     return runner.test()

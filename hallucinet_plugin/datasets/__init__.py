@@ -1,4 +1,5 @@
+from .hallu_video_dataset import HalluVideoDataset
 from .mtl_aqa_dataset import MTLAQADataset
 from .transforms import *  # noqa: F401,F403
 
-__all__ = ['MTLAQADataset']
+__all__ = ['HalluVideoDataset', 'MTLAQADataset']

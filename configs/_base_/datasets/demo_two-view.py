@@ -3,7 +3,9 @@
 # the teacher the 16-frame clip that starts there, both at 32x32 (64x64
 # frames resized: CPU budget). No flip: it
 # would swap the direction classes.
-dataset_type = 'VideoDataset'
+# HalluVideoDataset: mmaction2's VideoDataset that checks every annotation
+# line (columns, labels < num_classes) and file at start-up.
+dataset_type = 'HalluVideoDataset'
 data_root = 'data/demo'
 video_root = f'{data_root}/videos'
 ann_file_train = f'{data_root}/train_list.txt'
@@ -16,7 +18,7 @@ student_size = 32
 student_offsets = [0]
 
 train_pipeline = [
-    dict(type='DecordInit'),
+    dict(type='HalluDecordInit'),
     dict(
         type='HalluSampleFrames',
         clip_len=clip_len,
@@ -30,7 +32,7 @@ train_pipeline = [
     dict(type='PackActionInputs', collect_keys=('imgs', 'teacher_imgs'))
 ]
 val_pipeline = [
-    dict(type='DecordInit'),
+    dict(type='HalluDecordInit'),
     dict(
         type='HalluSampleFrames',
         clip_len=clip_len,
@@ -51,6 +53,7 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
+        num_classes=num_classes,
         ann_file=ann_file_train,
         data_prefix=dict(video=video_root),
         pipeline=train_pipeline))
@@ -61,6 +64,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
+        num_classes=num_classes,
         ann_file=ann_file_val,
         data_prefix=dict(video=video_root),
         pipeline=val_pipeline,

@@ -1,8 +1,8 @@
 # The generated diving demo (hallucinet_plugin/apis/dive_demo_dataset.py,
-# tools/dive_demo.py) in MTL-AQA's released layout: 64x64 event videos with
+# tools/dive_demo.py) in MTL-AQA's released layout: 32x32 event videos with
 # several dives each. The MTL-AQA pipelines (mtl-aqa_sparse-1x16x6.py) at the
-# demo's sizes: every 16th frame of a dive's first 96, the student frames at
-# 48x48, each teacher clip at 16x32x32. No flip: the demo's rotation types
+# demo's sizes: every 16th frame of a dive's first 96, the student frames and
+# each 16-frame teacher clip at 32x32. No flip: the demo's rotation types
 # are told apart by turning clockwise or not with the board on the left.
 dataset_type = 'MTLAQADataset'
 data_root = 'data/dive_demo'
@@ -16,12 +16,12 @@ properties = dict(position=3, armstand=2, rotation_type=4, ss_no=4, tw_no=3)
 window = 96
 stride = 16
 clip_len = 16
-student_size = 48
+student_size = 32
 teacher_size = 32
 meta_keys = ('img_shape', 'video_id', 'dive_labels', 'score')
 
 train_pipeline = [
-    dict(type='DecordInit'),
+    dict(type='HalluDecordInit'),
     dict(
         type='HalluSparseSampleFrames',
         window=window,
@@ -39,7 +39,7 @@ train_pipeline = [
         meta_keys=meta_keys)
 ]
 val_pipeline = [
-    dict(type='DecordInit'),
+    dict(type='HalluDecordInit'),
     dict(
         type='HalluSparseSampleFrames',
         window=window,
@@ -58,7 +58,7 @@ val_pipeline = [
 test_pipeline = val_pipeline
 
 train_dataloader = dict(
-    batch_size=8,
+    batch_size=4,
     num_workers=2,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),

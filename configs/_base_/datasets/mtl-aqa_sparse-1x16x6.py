@@ -34,7 +34,7 @@ teacher_size = 112
 meta_keys = ('img_shape', 'video_id', 'dive_labels', 'score')
 
 train_pipeline = [
-    dict(type='DecordInit'),
+    dict(type='HalluDecordInit'),
     dict(
         type='HalluSparseSampleFrames',
         window=window,
@@ -54,7 +54,7 @@ train_pipeline = [
         meta_keys=meta_keys)
 ]
 val_pipeline = [
-    dict(type='DecordInit'),
+    dict(type='HalluDecordInit'),
     dict(
         type='HalluSparseSampleFrames',
         window=window,

@@ -3,7 +3,9 @@
 # video's centre. Annotation files are mmaction2 video lists
 # (`ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 0`); convert the official
 # split lists with tools/convert_split_list.py (see README).
-dataset_type = 'VideoDataset'
+# HalluVideoDataset: mmaction2's VideoDataset that checks every annotation
+# line (columns, labels < num_classes) and file at start-up.
+dataset_type = 'HalluVideoDataset'
 data_root = 'data/ucf101/videos'
 split = 1
 ann_file_train = f'data/ucf101/ucf101_train_split_{split}_videos.txt'
@@ -15,7 +17,7 @@ teacher_size = 112
 clip_len = 16
 
 train_pipeline = [
-    dict(type='DecordInit'),
+    dict(type='HalluDecordInit'),
     dict(type='HalluSampleFrames', clip_len=clip_len, num_segments=1),
     dict(type='DecordDecode'),
     dict(type='Resize', scale=(-1, 256)),
@@ -27,7 +29,7 @@ train_pipeline = [
     dict(type='PackActionInputs', collect_keys=('imgs', 'teacher_imgs'))
 ]
 val_pipeline = [
-    dict(type='DecordInit'),
+    dict(type='HalluDecordInit'),
     dict(
         type='HalluSampleFrames',
         clip_len=clip_len,
@@ -49,6 +51,7 @@ train_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
+        num_classes=101,
         ann_file=ann_file_train,
         data_prefix=dict(video=data_root),
         pipeline=train_pipeline))
@@ -59,6 +62,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
+        num_classes=101,
         ann_file=ann_file_val,
         data_prefix=dict(video=data_root),
         pipeline=val_pipeline,

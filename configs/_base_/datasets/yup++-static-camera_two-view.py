@@ -23,7 +23,13 @@ ann_file_val = f'data/yup++/yup++_{camera}_test_list_videos.txt'
 ann_file_test = ann_file_val
 
 train_dataloader = dict(
-    dataset=dict(ann_file=ann_file_train, data_prefix=dict(video=data_root)))
+    dataset=dict(
+        num_classes=20,
+        ann_file=ann_file_train,
+        data_prefix=dict(video=data_root)))
 val_dataloader = dict(
-    dataset=dict(ann_file=ann_file_val, data_prefix=dict(video=data_root)))
+    dataset=dict(
+        num_classes=20,
+        ann_file=ann_file_val,
+        data_prefix=dict(video=data_root)))
 test_dataloader = val_dataloader

@@ -1,9 +1,12 @@
+from .hallu_decord_init import HalluDecordInit, VideoReadError
 from .hallu_sample_frames import HalluSampleFrames
 from .hallu_sparse_sample_frames import HalluSparseSampleFrames
 from .hallu_split_views import HalluSplitViews
+from .load_flow_clips import LoadFlowClips
 from .load_teacher_features import LoadTeacherFeatures
 
 __all__ = [
-    'HalluSampleFrames', 'HalluSparseSampleFrames', 'HalluSplitViews',
+    'HalluDecordInit', 'VideoReadError', 'HalluSampleFrames',
+    'HalluSparseSampleFrames', 'HalluSplitViews', 'LoadFlowClips',
     'LoadTeacherFeatures'
 ]

@@ -346,6 +346,11 @@ class HalluciNet(Recognizer2D):
             tuple: ``(N * V * S, F * C)`` features and mmaction2's
             ``loss_predict_kwargs`` (``num_segs`` = ``V * S``).
         """
+        if imgs.shape[1] % self.frames_per_segment:
+            raise ValueError(
+                f'{imgs.shape[1]} student frames per sample do not split '
+                f'into segments of frames_per_segment='
+                f'{self.frames_per_segment}')
         if self.backbone_from == 'timm':
             x, kwargs = self._timm_features(imgs, test_mode)
         else:
@@ -369,10 +374,12 @@ class HalluciNet(Recognizer2D):
         if test_mode:
             kwargs['fcn_test'] = False
             chunk = (self.test_cfg or {}).get('max_testing_views') or chunk
+        # No split unless asked: tracing (ONNX) would freeze the batch size.
+        parts = imgs.split(chunk) if chunk < len(imgs) else [imgs]
         feats = [
             self.backbone.forward_head(
                 self.backbone.forward_features(part), pre_logits=True)
-            for part in imgs.split(chunk)
+            for part in parts
         ]
         return torch.cat(feats), kwargs
 
@@ -483,6 +490,13 @@ class HalluciNet(Recognizer2D):
                 if not isinstance(inputs, dict):
                     inputs = dict(imgs=imgs)
                 target = self.teacher_target(inputs)
+                if len(target) != len(hallu):
+                    raise ValueError(
+                        f'{len(target)} teacher clips for {len(hallu)} '
+                        f'student segments ({num_segs} per sample): '
+                        'teacher_imgs / teacher_feats must hold one clip '
+                        'per student segment (HalluSampleFrames '
+                        'num_segments, frames_per_segment)')
                 loss_aux = self.hallu_head.loss(hallu, target, num_segs)
         # [N * S, C'] -> [N * S, C', 1, 1], the layout 2D heads pool.
         x = self.fuse(feats, hallu)[..., None, None]

@@ -1,0 +1,9 @@
+from .hooks import (
+    FiniteLossHook,
+    PretrainedStudentHook,
+    ResumableRandomnessHook,
+)
+
+__all__ = [
+    'FiniteLossHook', 'PretrainedStudentHook', 'ResumableRandomnessHook'
+]

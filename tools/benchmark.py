@@ -1,0 +1,144 @@
+"""Cost of students and teachers: parameters, FLOPs, latency, memory.
+
+Examples::
+
+    # the paper pair (VGG11-bn 227 vs 3D-ResNeXt-101 16x112x112), random
+    # weights, no data or checkpoint needed
+    python tools/benchmark.py --preset paper
+    # the demo pair, with onnxruntime beside PyTorch
+    python tools/benchmark.py --preset demo --onnx
+    # any configs: each student, its teacher, its vanilla reference
+    python tools/benchmark.py configs/vanilla_*.py configs/hallucinet_*.py
+
+Writes ``benchmark.md`` and ``benchmark.json`` to ``--out`` and prints the
+Markdown. See ``hallucinet_plugin/apis/benchmark.py`` for what is measured
+and how.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+# Run from a source checkout without installing.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+# The profiler that measures CPU memory logs every start and stop (and a
+# missing GPU) to stderr; read once, when torch loads.
+os.environ.setdefault('KINETO_LOG_LEVEL', '6')
+
+import torch
+from mmengine.config import DictAction
+
+from hallucinet_plugin.apis.benchmark import (
+    PRESETS,
+    benchmark,
+    format_report,
+    preset_configs,
+    write_report,
+)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Measure parameters, FLOPs, latency, throughput and '
+        'peak memory of the students, their vanilla references and their '
+        'teachers; write a Markdown and a JSON report.')
+    parser.add_argument('configs', nargs='*', help='config files')
+    parser.add_argument(
+        '--preset',
+        choices=sorted(PRESETS),
+        help='built-in set of configs: ' + '; '.join(
+            f'{k}: {v["description"]}' for k, v in PRESETS.items()))
+    parser.add_argument(
+        '--device',
+        nargs='+',
+        choices=['cpu', 'cuda'],
+        help='devices, measured one after the other (default: cpu, and '
+        'cuda when available)')
+    parser.add_argument(
+        '--batch',
+        type=int,
+        default=32,
+        help='larger batch for time per sample, throughput and memory')
+    parser.add_argument(
+        '--warmup', type=int, default=3, help='warm-up calls at batch 1')
+    parser.add_argument(
+        '--repeats', type=int, default=20, help='timed calls at batch 1')
+    parser.add_argument(
+        '--batch-warmup',
+        type=int,
+        default=1,
+        help='warm-up calls at --batch')
+    parser.add_argument(
+        '--batch-repeats',
+        type=int,
+        default=5,
+        help='timed calls at --batch')
+    parser.add_argument(
+        '--onnx',
+        action='store_true',
+        help='also export each model and time it in onnxruntime')
+    parser.add_argument(
+        '--out',
+        help='report directory (default: work_dirs/benchmark/<preset or '
+        '"configs">)')
+    parser.add_argument(
+        '--student-size',
+        type=int,
+        nargs='+',
+        metavar='H [W]',
+        help='student frame size when the test pipeline does not fix it')
+    parser.add_argument(
+        '--teacher-shape',
+        type=int,
+        nargs=3,
+        metavar=('T', 'H', 'W'),
+        help='teacher clip when the train pipeline does not say')
+    parser.add_argument(
+        '--threads', type=int, help='PyTorch (and onnxruntime) CPU threads')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of every config, key=value')
+    args = parser.parse_args(argv)
+    if bool(args.configs) == bool(args.preset):
+        parser.error('give config files or --preset, not both or neither')
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    configs = args.configs
+    student_size, teacher_shape = args.student_size, args.teacher_shape
+    if args.preset:
+        preset = preset_configs(args.preset)
+        configs = preset['configs']
+        student_size = student_size or preset['student_size']
+        teacher_shape = teacher_shape or preset['teacher_shape']
+    devices = args.device or (['cpu', 'cuda']
+                              if torch.cuda.is_available() else ['cpu'])
+    result = benchmark(
+        configs,
+        devices=devices,
+        batch=args.batch,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        batch_warmup=args.batch_warmup,
+        batch_repeats=args.batch_repeats,
+        onnx=args.onnx,
+        student_size=student_size,
+        teacher_shape=teacher_shape,
+        cfg_options=args.cfg_options,
+        log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    out = args.out or osp.join('work_dirs', 'benchmark', args.preset
+                               or 'configs')
+    md, js = write_report(result, out)
+    print(format_report(result))
+    print(f'wrote {md} and {js}')
+    return result
+
+
+if __name__ == '__main__':
+    main()
