@@ -7,6 +7,7 @@ from .benchmark import (
     measure_peak_memory,
     summarize_cost,
 )
+from .dive_demo_dataset import DIVE_PROPERTIES, generate_dive_demo_dataset
 from .export import (
     DeployModel,
     TeacherDeployModel,
@@ -46,6 +47,7 @@ from .split_lists import (
 )
 
 __all__ = [
+    'DIVE_PROPERTIES', 'generate_dive_demo_dataset',
     'benchmark', 'count_flops', 'count_parameters', 'measure_latency',
     'measure_latency_ratio', 'measure_peak_memory', 'summarize_cost',
     'DeployModel', 'TeacherDeployModel', 'build_deploy_model',

@@ -657,7 +657,15 @@ def _to_builtin(obj):
 
 
 def _find(pipeline: Sequence[Dict], name: str, where: str) -> int:
-    hits = [i for i, t in enumerate(pipeline) if t.get('type') == name]
+    # Subclasses count (HalluSparseSampleFrames is a HalluSampleFrames).
+    wanted = TRANSFORMS.get(name)
+
+    def is_a(transform: Dict) -> bool:
+        cls = transform.get('type')
+        cls = TRANSFORMS.get(cls) if isinstance(cls, str) else cls
+        return isinstance(cls, type) and issubclass(cls, wanted)
+
+    hits = [i for i, t in enumerate(pipeline) if is_a(t)]
     if len(hits) != 1:
         raise ValueError(
             f'{where}: the train pipeline needs exactly one {name} to '

@@ -17,13 +17,19 @@ class HalluSparseSampleFrames(HalluSampleFrames):
     16-frame future "fills the hole" up to the next one. The student frames
     are deterministic, in training and test alike.
 
-    The window starts at ``results['start_frame']`` (MTL-AQA's per-dive start
-    in the event video; 0 when absent) and ends at ``results['end_frame']``
-    (inclusive) or the video's end. A dive shorter than the window, or a clip
+    The window is the dive as mmaction2 gives a trimmed segment of a longer
+    video: it starts at ``results['start_index']``, which
+    :class:`MTLAQADataset` sets to the dive's ``start_frame`` plus the index
+    of the first file, and holds ``end_frame - start_frame + 1`` frames
+    (``end_frame`` inclusive; without both, ``total_frames``). Indices are
+    relative to ``start_index`` like those of mmaction2's samplers, so
+    ``clip_starts + start_index`` is the clip's frame in the event video
+    (the feature bank's key). A dive shorter than the window, or a clip
     running past its end, follows ``out_of_bound_opt`` *within the dive*:
     ``'repeat_last'`` (default) repeats the dive's last frame, ``'loop'``
-    wraps to the dive's start, ``'error'`` rejects it. Place the sampler
-    after ``DecordInit`` (which sets ``total_frames`` to the whole video).
+    wraps to the dive's start, ``'error'`` rejects it. The sampler may come
+    before or after ``DecordInit`` (which sets ``total_frames`` to the whole
+    video).
 
     Args:
         window (int): Frames of the dive used.
@@ -55,13 +61,12 @@ class HalluSparseSampleFrames(HalluSampleFrames):
         self.stride = stride
 
     def _window(self, results: Dict) -> Tuple[int, int]:
-        first = int(results.get('start_frame', 0) or 0)
-        total = results.get('total_frames')
-        end = results.get('end_frame')
-        last = int(end) if end is not None else int(total) - 1
-        if total is not None:
-            last = min(last, int(total) - 1)
-        return first, last - first + 1
+        # start_index already points at the dive's first frame; adding
+        # start_frame again would read past the dive (twice its start).
+        start, end = results.get('start_frame'), results.get('end_frame')
+        if start is not None and end is not None:
+            return 0, int(end) - int(start) + 1
+        return 0, int(results['total_frames'])
 
     def _clip_starts(self, length: int) -> np.ndarray:
         return np.arange(0, self.window, self.stride, dtype=np.int64)

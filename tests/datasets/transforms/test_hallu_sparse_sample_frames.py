@@ -25,20 +25,23 @@ def test_paper_default_every_16th_of_96():
 
 
 def test_window_starts_at_the_dive_and_is_deterministic():
-    kwargs = dict(results=dict(start_frame=1000, end_frame=1200))
+    # As MTLAQADataset gives a dive: start_index = first file + start_frame.
+    kwargs = dict(
+        results=dict(start_frame=1000, end_frame=1200, start_index=1000))
     a = sample(5000, **kwargs)
     b = sample(5000, **kwargs)
     np.testing.assert_array_equal(a['student_inds'], 1000 + np.arange(
         0, 96, 16))
     np.testing.assert_array_equal(a['frame_inds'], b['frame_inds'])
     # rawframes are numbered from 1
-    c = sample(5000, results=dict(start_frame=1000, start_index=1))
+    c = sample(5000, results=dict(start_frame=1000, start_index=1001))
     np.testing.assert_array_equal(c['student_inds'],
                                   1001 + np.arange(0, 96, 16))
 
 
 def test_short_dive_repeats_its_last_frame():
-    out = sample(5000, results=dict(start_frame=100, end_frame=159))
+    out = sample(
+        5000, results=dict(start_frame=100, end_frame=159, start_index=100))
     # 60-frame dive: student frames 100..148, clips clamped at frame 159.
     np.testing.assert_array_equal(out['student_inds'],
                                   [100, 116, 132, 148, 159, 159])
