@@ -546,9 +546,9 @@ def test_demo_bank_configs(name):
     assert model.teacher is None
     frames = len(sampler['student_offsets'])
     inputs = dict(
-        imgs=torch.randint(0, 255, (2, frames, 3, 64, 64),
+        imgs=torch.randint(0, 255, (2, frames, 3, 32, 32),
                            dtype=torch.uint8),
-        teacher_feats=torch.rand(2, 1, 128))
+        teacher_feats=torch.rand(2, 1, model.hallu_head.out_channels))
     samples = []
     for i in range(2):
         data_sample = ActionDataSample()
@@ -559,6 +559,7 @@ def test_demo_bank_configs(name):
                         for k, v in inputs.items()},
                 data_samples=data_sample))
     data = model.data_preprocessor(pseudo_collate(samples), True)
-    assert data['inputs']['teacher_feats'].shape == (2, 1, 128)
+    assert data['inputs']['teacher_feats'].shape == (
+        2, 1, model.hallu_head.out_channels)
     losses = model(**data, mode='loss')
     assert losses['loss_hallu'] > 0
