@@ -37,7 +37,7 @@ setup(
         'matplotlib',
     ],
     extras_require={
-        'tests': ['pytest', 'scipy', 'ruff'],
+        'tests': ['pytest', 'pytest-xdist', 'scipy', 'ruff'],
         'deploy': ['onnx', 'onnxruntime', 'fvcore'],
         'flow': ['opencv-contrib-python'],
         'tensorboard': ['tensorboard'],

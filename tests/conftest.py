@@ -1,4 +1,5 @@
 """Shared fixtures: small real mp4 videos and config helpers."""
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -8,6 +9,15 @@ import numpy as np
 import pytest
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # Two pytest workers on two cores: one thread each, also for the tools
+    # the tests start as subprocesses.
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    os.environ.setdefault('MKL_NUM_THREADS', '1')
+    import torch
+    torch.set_num_threads(1)
+
 NUM_CLASSES = 4
 
 
@@ -44,7 +54,6 @@ def make_video_dataset(root: str,
     """
     rng = np.random.default_rng(seed)
     video_dir = osp.join(root, 'videos')
-    import os
     os.makedirs(video_dir, exist_ok=True)
     lines = []
     for i in range(num_videos):
