@@ -6,7 +6,11 @@ Example::
 """
 import argparse
 import os.path as osp
+import sys
 import time
+
+# Run from a source checkout without installing.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from hallucinet_plugin.apis.demo_dataset import generate_demo_dataset
 

@@ -39,7 +39,7 @@ from mmengine.utils import track_parallel_progress, track_progress
 
 # Bump whenever a change alters the generated pixels or annotations, so an old
 # dataset on disk is reported as different instead of silently reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 SPLITS = ('teacher_train', 'train', 'val')
 DIRECTIONS = ('right', 'up', 'left', 'down')
@@ -51,16 +51,18 @@ CLASSES = tuple(f'move_{d}_{s}' for d in DIRECTIONS for s in SPEEDS)
 # always readable from motion, and fast stays below the sprite length so
 # consecutive frames overlap (no temporal aliasing).
 _REF_SIZE = 64
-_SLOW_SPEED = (0.7, 1.3)
-_FAST_SPEED = (2.2, 3.2)
+_SLOW_SPEED = (1.0, 1.6)
+_FAST_SPEED = (2.6, 3.6)
 _DIRECTION_JITTER_DEG = 20.0
-_SPRITE_LENGTH = (10.0, 14.0)
+_SPRITE_LENGTH = (16.0, 20.0)
+_OUTLINE = (0, 0, 0)
 _NUM_CLUTTER = (3, 6)
 _CLUTTER_SIZE = (3.0, 6.0)
-_CLUTTER_SPEED = 0.4
-_SHAKE_STD = 1.0
+_CLUTTER_SPEED = 0.3
+_SHAKE_DECAY = 0.8
+_SHAKE_STEP_STD = 0.5
 _SHAKE_MAX = 2
-_NOISE_AMPLITUDE = 7
+_NOISE_AMPLITUDE = 6
 # cv2 draws at sub-pixel precision with coordinates scaled by 2**_SHIFT.
 _SHIFT = 4
 
@@ -119,29 +121,51 @@ def _dart(length: float, angle: float) -> np.ndarray:
     ], axis=1)
 
 
-def _fill_wrapped(img: np.ndarray, polygon: np.ndarray,
-                  color: Tuple[int, ...]) -> None:
-    """Fill ``polygon`` on the torus: the copies shifted by one frame size
-    that touch the image are drawn too, so a shape straddling a border shows
-    on both sides."""
-    size = img.shape[0]
-    low, high = polygon.min(0).tolist(), polygon.max(0).tolist()
-    # Anti-aliasing reaches one pixel past the outline, hence the margins.
-    shifts = [[0], [0]]
-    for axis in range(2):
-        if low[axis] < 1:
-            shifts[axis].append(size)
-        if high[axis] > size - 2:
-            shifts[axis].append(-size)
-    x_shifts, y_shifts = shifts
+def _prepare(polygon: np.ndarray) -> Tuple:
+    """Fixed-point vertices and bounding box of a polygon centred on the
+    origin, computed once so that drawing it in every frame is cheap."""
     pts = np.round(polygon * (1 << _SHIFT)).astype(np.int32)
+    return (pts, *polygon.min(0).tolist(), *polygon.max(0).tolist())
+
+
+def _fill_wrapped(img: np.ndarray,
+                  shape: Tuple,
+                  center: List[float],
+                  color: Tuple[int, ...],
+                  outline: Optional[Tuple[int, ...]] = None) -> None:
+    """Fill a :func:`_prepare` d polygon at ``center`` ``(x, y)`` on the
+    torus: the copies shifted by one frame size that touch the image are
+    drawn too, so a shape straddling a border shows on both sides.
+    ``outline``, if given, is the colour of a one-pixel border."""
+    size = img.shape[0]
+    pts, low_x, low_y, high_x, high_y = shape
+    # Anti-aliasing reaches one pixel past the outline, hence the margins.
+    x_shifts, y_shifts = [0], [0]
+    for shifts, low, high in ((x_shifts, low_x + center[0], high_x +
+                               center[0]), (y_shifts, low_y + center[1],
+                                            high_y + center[1])):
+        if low < 1:
+            shifts.append(size)
+        if high > size - 2:
+            shifts.append(-size)
+    offset_x = round(center[0] * (1 << _SHIFT))
+    offset_y = round(center[1] * (1 << _SHIFT))
     for dy in y_shifts:
         for dx in x_shifts:
+            shifted = [
+                pts + np.int32([offset_x + (dx << _SHIFT),
+                                offset_y + (dy << _SHIFT)])
+            ]
             cv2.fillPoly(
-                img, [pts + np.int32([dx << _SHIFT, dy << _SHIFT])],
-                color,
-                lineType=cv2.LINE_AA,
-                shift=_SHIFT)
+                img, shifted, color, lineType=cv2.LINE_AA, shift=_SHIFT)
+            if outline is not None:
+                cv2.polylines(
+                    img,
+                    shifted,
+                    True,
+                    outline,
+                    lineType=cv2.LINE_AA,
+                    shift=_SHIFT)
 
 
 def _circle(radius: float, num: int = 16) -> np.ndarray:
@@ -168,8 +192,12 @@ def _clutter_shape(kind: int, size: float) -> List[np.ndarray]:
     ]
 
 
-def render_video(rng: np.random.Generator, label: int, num_frames: int,
-                 size: int, pose_agreement: float) -> Tuple[np.ndarray, Dict]:
+def render_video(rng: np.random.Generator,
+                 label: int,
+                 num_frames: int,
+                 size: int,
+                 pose_agreement: float,
+                 distractors: bool = True) -> Tuple[np.ndarray, Dict]:
     """Draw one video of class ``label``.
 
     Args:
@@ -180,11 +208,17 @@ def render_video(rng: np.random.Generator, label: int, num_frames: int,
         pose_agreement (float): Probability that the sprite points along its
             direction of motion; otherwise it points along one of the three
             other directions, chosen uniformly.
+        distractors (bool): Draw the background texture, clutter, camera
+            shake, flicker and noise. Without them (for tests and figures)
+            the sprite, identical to the one drawn with them, moves over a
+            flat background.
 
     Returns:
         tuple[np.ndarray, dict]: RGB frames, uint8, shape ``(T, S, S, 3)``,
-        and the video's latent factors (direction, pose, speed in pixels per
-        frame).
+        and the video's latent factors: ``direction`` and ``pose`` (names
+        from :data:`DIRECTIONS`), ``speed`` (pixels per frame), ``start`` and
+        ``velocity`` (``(x, y)`` of the sprite centre in pixels at frame 0,
+        and per frame).
     """
     scale = size / _REF_SIZE
     direction, speed_id = divmod(label, len(SPEEDS))
@@ -203,34 +237,46 @@ def render_video(rng: np.random.Generator, label: int, num_frames: int,
     # Screen y points down: moving 'up' decreases y.
     velocity = speed * np.array([np.cos(motion_angle), -np.sin(motion_angle)])
     start = rng.uniform(0, size, 2)
-    sprite = _dart(rng.uniform(*_SPRITE_LENGTH) * scale, pose_angle)
-    sprite_color = _hsv_to_rgb(rng.random(), rng.uniform(0.6, 1.0),
-                               rng.uniform(0.75, 1.0))
+    sprite = _prepare(
+        _dart(rng.uniform(*_SPRITE_LENGTH) * scale, pose_angle))
+    # Vivid with a dark outline: the sprite is easy to find, so what one
+    # frame tells is bounded by its pose, not by how hard it is to see.
+    sprite_color = _hsv_to_rgb(rng.random(), rng.uniform(0.7, 1.0),
+                               rng.uniform(0.9, 1.0))
 
-    # Muted background so the sprite usually, not always, stands out.
+    # Muted, so the vivid sprite stands out; its texture and the clutter
+    # still give a one-frame model plenty to overfit to.
     base = np.array(
-        _hsv_to_rgb(rng.random(), rng.uniform(0.1, 0.5), rng.uniform(
-            0.3, 0.6)), np.float32)
+        _hsv_to_rgb(rng.random(), rng.uniform(0.1, 0.4), rng.uniform(
+            0.3, 0.55)), np.float32)
     texture = _periodic_texture(rng, size)
-    background = np.clip(base + 45.0 * texture, 0, 255).astype(np.uint8)
+    background = np.clip(base + 35.0 * texture, 0, 255).astype(np.uint8)
 
+    times = np.arange(num_frames)[:, None]
     clutter = []
     for _ in range(rng.integers(_NUM_CLUTTER[0], _NUM_CLUTTER[1] + 1)):
         angle = rng.uniform(0, 2 * np.pi)
-        clutter.append((
-            _clutter_shape(
-                int(rng.integers(3)),
-                rng.uniform(*_CLUTTER_SIZE) * scale),
-            rng.uniform(0, size, 2),
-            rng.uniform(0, _CLUTTER_SPEED) * scale *
-            np.array([np.cos(angle), np.sin(angle)]),
-            _hsv_to_rgb(rng.random(), rng.uniform(0.2, 1.0),
-                        rng.uniform(0.2, 1.0)),
-        ))
+        shapes = _clutter_shape(
+            int(rng.integers(3)),
+            rng.uniform(*_CLUTTER_SIZE) * scale)
+        position = rng.uniform(0, size, 2)
+        drift = rng.uniform(0, _CLUTTER_SPEED) * scale * np.array(
+            [np.cos(angle), np.sin(angle)])
+        color = _hsv_to_rgb(rng.random(), rng.uniform(0.2, 1.0),
+                            rng.uniform(0.2, 1.0))
+        clutter.append(([_prepare(shape) for shape in shapes],
+                        ((position + times * drift) % size).tolist(), color))
+    sprite_centers = ((start + times * velocity) % size).tolist()
 
+    # A smooth, mean-reverting (AR(1)) camera path: a hand-held wobble that
+    # moves everything together, slower than the sprite.
+    steps = rng.normal(0, _SHAKE_STEP_STD * scale, (num_frames, 2))
+    path = np.empty_like(steps)
+    path[0] = steps[0] / np.sqrt(1 - _SHAKE_DECAY**2)
+    for t in range(1, num_frames):
+        path[t] = _SHAKE_DECAY * path[t - 1] + steps[t]
     shake = np.clip(
-        np.round(rng.normal(0, _SHAKE_STD * scale, (num_frames, 2))),
-        -_SHAKE_MAX * scale, _SHAKE_MAX * scale).astype(int)
+        np.round(path), -_SHAKE_MAX * scale, _SHAKE_MAX * scale).astype(int)
     gain = rng.uniform(0.93, 1.07, (num_frames, 1, 1, 1)).astype(np.float32)
     # Uniform integer noise: as good a distractor as Gaussian noise, and
     # several times cheaper to draw.
@@ -238,23 +284,33 @@ def render_video(rng: np.random.Generator, label: int, num_frames: int,
         -_NOISE_AMPLITUDE, _NOISE_AMPLITUDE + 1, (num_frames, size, size, 3),
         dtype=np.int8)
 
+    if not distractors:
+        background = np.broadcast_to(base.astype(np.uint8),
+                                     background.shape).copy()
+        clutter = []
+        shake[:] = 0
+        gain[:] = 1
+        noise[:] = 0
+
     frames = np.empty((num_frames, size, size, 3), np.uint8)
     for t in range(num_frames):
         img = background.copy()
-        for polygons, position, drift, color in clutter:
-            center = (position + t * drift) % size
-            for polygon in polygons:
-                _fill_wrapped(img, polygon + center, color)
-        _fill_wrapped(img, sprite + (start + t * velocity) % size,
-                      sprite_color)
+        for shapes, centers, color in clutter:
+            for shape in shapes:
+                _fill_wrapped(img, shape, centers[t], color)
+        _fill_wrapped(img, sprite, sprite_centers[t], sprite_color, _OUTLINE)
         # Camera shake moves the whole torus world, background included.
-        frames[t] = np.roll(img, tuple(shake[t]), axis=(0, 1))
-    frames = frames * gain + noise
-    frames = np.clip(frames, 0, 255).astype(np.uint8)
+        frames[t] = np.roll(img, (shake[t, 1], shake[t, 0]), axis=(0, 1))
+    noisy = frames.astype(np.float32)
+    noisy *= gain
+    noisy += noise
+    frames = np.clip(noisy, 0, 255, out=noisy).astype(np.uint8)
     latents = dict(
         direction=DIRECTIONS[direction],
         pose=DIRECTIONS[pose],
-        speed=round(float(speed), 4))
+        speed=float(speed),
+        start=start.tolist(),
+        velocity=velocity.tolist())
     return frames, latents
 
 
@@ -266,8 +322,9 @@ def write_video(path: str, frames: np.ndarray, fps: int) -> None:
     if not writer.isOpened():
         raise RuntimeError(f'OpenCV cannot open an mp4v writer for {path}')
     try:
-        for frame in frames:
-            writer.write(np.ascontiguousarray(frame[..., ::-1]))
+        # OpenCV wants BGR; one copy for the whole clip, not one per frame.
+        for frame in np.ascontiguousarray(frames[..., ::-1]):
+            writer.write(frame)
     finally:
         writer.release()
 
