@@ -9,12 +9,18 @@ Examples::
     python tools/benchmark.py --preset demo --onnx
     # any configs: each student, its teacher, its vanilla reference
     python tools/benchmark.py configs/vanilla_*.py configs/hallucinet_*.py
+    # what the teacher feature bank buys: training iterations/s of vanilla,
+    # online teacher and bank; extraction vs the bare teacher forward
+    python tools/benchmark.py --training VANILLA_CONFIG HALLUCINET_CONFIG \
+        --teacher-bank work_dirs/demo/teacher_bank.lmdb \
+        --cfg-options model.teacher_ckpt=work_dirs/demo/teacher/teacher.pth
 
 Writes ``benchmark.md`` and ``benchmark.json`` to ``--out`` and prints the
 Markdown. See ``hallucinet_plugin/apis/benchmark.py`` for what is measured
 and how.
 """
 import argparse
+import json
 import os
 import os.path as osp
 import sys
@@ -28,6 +34,10 @@ os.environ.setdefault('KINETO_LOG_LEVEL', '6')
 import torch
 from mmengine.config import DictAction
 
+from hallucinet_plugin.apis.bank_benchmark import (
+    bank_benchmark,
+    format_bank_report,
+)
 from hallucinet_plugin.apis.benchmark import (
     PRESETS,
     benchmark,
@@ -100,16 +110,71 @@ def parse_args(argv=None) -> argparse.Namespace:
         nargs='+',
         action=DictAction,
         help='override settings of every config, key=value')
+    parser.add_argument(
+        '--training',
+        nargs=2,
+        metavar=('VANILLA', 'HALLUCINET'),
+        help='measure training iterations/s of the vanilla config, the '
+        'HalluciNet config with its online teacher and the same from '
+        '--teacher-bank, and extraction vs the bare teacher forward')
+    parser.add_argument(
+        '--teacher-bank',
+        metavar='STORE',
+        help='the HALLUCINET config\'s feature bank (with --training)')
+    parser.add_argument(
+        '--iters',
+        type=int,
+        default=30,
+        help='timed training iterations per model (with --training)')
+    parser.add_argument(
+        '--no-extraction',
+        action='store_true',
+        help='with --training: skip the extraction measurement')
     args = parser.parse_args(argv)
-    if bool(args.configs) == bool(args.preset):
+    if args.training:
+        if args.configs or args.preset:
+            parser.error('--training takes its two configs itself')
+        if not args.teacher_bank:
+            parser.error('--training needs --teacher-bank')
+    elif bool(args.configs) == bool(args.preset):
         parser.error('give config files or --preset, not both or neither')
     return args
+
+
+def main_training(args: argparse.Namespace) -> dict:
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmaction')
+    configs = []
+    for path in args.training:
+        cfg = Config.fromfile(path)
+        if args.cfg_options:
+            cfg.merge_from_dict(args.cfg_options)
+        configs.append(cfg)
+    result = bank_benchmark(
+        *configs,
+        store=args.teacher_bank,
+        iters=args.iters,
+        extraction=not args.no_extraction,
+        log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    report = format_bank_report(result)
+    out = args.out or osp.join('work_dirs', 'benchmark', 'training')
+    os.makedirs(out, exist_ok=True)
+    with open(osp.join(out, 'training.md'), 'w') as f:
+        f.write(report + '\n')
+    with open(osp.join(out, 'training.json'), 'w') as f:
+        json.dump(result, f, indent=1)
+    print(report)
+    print(f'wrote {out}/training.md and training.json')
+    return result
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.training:
+        return main_training(args)
     configs = args.configs
     student_size, teacher_shape = args.student_size, args.teacher_shape
     if args.preset:

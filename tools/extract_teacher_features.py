@@ -4,7 +4,7 @@ Examples::
 
     # the demo teacher over the training videos, 16-frame clips every 4
     python tools/extract_teacher_features.py \
-        configs/demo/hallucinet_resnet10t_r3d-tiny_adam-20e_demo.py \
+        configs/demo/hallucinet_resnet10t_r3d-tiny_adam-10e_demo.py \
         --out work_dirs/demo/teacher_bank.lmdb
 
     # 8 GPUs, each rank a shard of the videos, one store

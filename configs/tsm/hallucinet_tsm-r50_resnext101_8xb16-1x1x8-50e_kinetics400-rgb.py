@@ -95,6 +95,13 @@ train_pipeline = [
     # HalluciNet: was PackActionInputs()
     dict(type='PackActionInputs', collect_keys=('imgs', 'teacher_imgs'))
 ]
+# The feature bank (tools/extract_teacher_features.py, then tools/train.py
+# --teacher-bank) stores one view per clip: MultiScaleCrop's random crops
+# cannot be replayed, so it holds the centre crop (as the test view).
+teacher_bank_view = [
+    dict(type='Resize', scale=(-1, 256)),
+    dict(type='CenterCrop', crop_size=224),
+]
 val_pipeline = [
     dict(type='DecordInit', **file_client_args),
     dict(

@@ -23,6 +23,7 @@ from .feature_bank import (
     bank_settings,
     collect_videos,
     extract_teacher_features,
+    use_teacher_bank,
 )
 from .flow import (
     BadVideoError,
@@ -54,7 +55,7 @@ __all__ = [
     'build_student', 'export_onnx', 'verify_export', 'verify_onnx',
     'Predictor', 'inference', 'load_frames', 'load_label_map',
     'FeatureBank', 'FeatureBankWriter', 'bank_settings', 'collect_videos',
-    'extract_teacher_features',
+    'extract_teacher_features', 'use_teacher_bank',
     'BadVideoError', 'compute_tvl1_flow', 'dequantize_flow', 'extract_flow',
     'extract_video_flow', 'quantize_flow', 'convert_hara_checkpoint',
     'load_resnext3d_state_dict', 'read_hara_checkpoint', 'train', 'test',

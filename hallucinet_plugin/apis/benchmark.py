@@ -98,11 +98,11 @@ PRESETS = {
     'demo':
     dict(
         configs=[
-            'configs/demo/vanilla_resnet10t_adam-20e_demo.py',
-            'configs/demo/hallucinet_resnet10t_r3d-tiny_adam-20e_demo.py',
-            'configs/demo/hallucinet-direct_resnet10t_r3d-tiny_adam-20e_'
+            'configs/demo/vanilla_resnet10t_adam-10e_demo.py',
+            'configs/demo/hallucinet_resnet10t_r3d-tiny_adam-10e_demo.py',
+            'configs/demo/hallucinet-direct_resnet10t_r3d-tiny_adam-10e_'
             'demo.py',
-            'configs/demo/hallucinet-2f_resnet10t_r3d-tiny_adam-20e_demo.py'
+            'configs/demo/hallucinet-2f_resnet10t_r3d-tiny_adam-10e_demo.py'
         ],
         student_size=None,
         teacher_shape=None,

@@ -21,30 +21,30 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional
+
+from tqdm import tqdm
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_DIR = osp.join(REPO, 'configs', 'demo')
 TEACHER_CONFIG = osp.join(CONFIG_DIR,
-                          'teacher_r3d-tiny_adam-12e_demo-16x32.py')
+                          'teacher_r3d-tiny_adam-6e_demo-16x32.py')
 
-# name -> (online-teacher config, feature-bank config, hallucinates)
+# name -> (config, whether it has a teacher). A student with a teacher
+# trains from the feature bank (tools/train.py --teacher-bank) unless
+# --online-teacher; its config is the online one either way.
 STUDENTS = {
-    'vanilla': ('vanilla_resnet10t_adam-20e_demo.py', None, False),
-    'hallucinet': ('hallucinet_resnet10t_r3d-tiny_adam-20e_demo.py',
-                   'hallucinet_resnet10t_r3d-tiny-bank_adam-20e_demo.py',
-                   True),
+    'vanilla': ('vanilla_resnet10t_adam-10e_demo.py', False),
+    'hallucinet': ('hallucinet_resnet10t_r3d-tiny_adam-10e_demo.py', True),
     'hallucinet-direct':
-    ('hallucinet-direct_resnet10t_r3d-tiny_adam-20e_demo.py',
-     'hallucinet-direct_resnet10t_r3d-tiny-bank_adam-20e_demo.py', True),
-    'hallucinet-2f': ('hallucinet-2f_resnet10t_r3d-tiny_adam-20e_demo.py',
-                      'hallucinet-2f_resnet10t_r3d-tiny-bank_adam-20e_demo.py',
+    ('hallucinet-direct_resnet10t_r3d-tiny_adam-10e_demo.py', True),
+    'hallucinet-2f': ('hallucinet-2f_resnet10t_r3d-tiny_adam-10e_demo.py',
                       True),
     # MoNet (two streams over 4 segments) and its appearance-only baseline;
     # trained only when asked for (--models monet monet-appearance).
-    'monet': ('monet_resnet10t_r3d-tiny_adam-20e_demo.py',
-              'monet_resnet10t_r3d-tiny-bank_adam-20e_demo.py', True),
-    'monet-appearance': ('monet-appearance_resnet10t_adam-20e_demo.py', None,
+    'monet': ('monet_resnet10t_r3d-tiny_adam-10e_demo.py', True),
+    'monet-appearance': ('monet-appearance_resnet10t_adam-10e_demo.py',
                          False),
 }
 OPTIONAL_STUDENTS = ('monet', 'monet-appearance')
@@ -56,8 +56,8 @@ FULL = dict(
     num_teacher_videos=1600,
     num_train_videos=240,
     num_val_videos=240,
-    teacher_epochs=12,
-    student_epochs=20)
+    teacher_epochs=6,
+    student_epochs=10)
 QUICK = dict(
     num_teacher_videos=32,
     num_train_videos=16,
@@ -96,7 +96,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='also log to TensorBoard (work_dir/*/vis_data)')
     parser.add_argument(
         '--data-seed', type=int, default=0, help='seed of the dataset')
-    return parser.parse_args(argv)
+    parser.add_argument(
+        '--jobs',
+        type=int,
+        default=2,
+        help='student runs trained at once, one CPU thread each (their '
+        'output goes to <work-dir>/<model>/seed<k>/console.log); 1 runs '
+        'them one after another with all threads, output shown')
+    args = parser.parse_args(argv)
+    if args.jobs < 1 or args.seeds < 1:
+        parser.error('--jobs and --seeds must be >= 1')
+    return args
 
 
 class Demo:
@@ -128,16 +138,30 @@ class Demo:
                         '),dict(type="TensorboardVisBackend")]')
         return opts
 
-    def run(self, stage: str, *cmd: str) -> None:
-        """Run a tool as a subprocess, its output shown as it comes."""
-        print(f'\n=== {stage}: {" ".join(cmd)}', flush=True)
+    def run(self, stage: str, *cmd: str, log: Optional[str] = None) -> None:
+        """Run a tool as a subprocess, its output shown as it comes, or
+        written to ``log`` (then with one CPU thread: runs side by side)."""
         start = time.time()
         env = dict(os.environ)
         env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
-        proc = subprocess.run([sys.executable, *cmd], cwd=REPO, env=env)
+        if log is None:
+            print(f'\n=== {stage}: {" ".join(cmd)}', flush=True)
+            proc = subprocess.run([sys.executable, *cmd], cwd=REPO, env=env)
+        else:
+            env['OMP_NUM_THREADS'] = env['MKL_NUM_THREADS'] = '1'
+            os.makedirs(osp.dirname(log), exist_ok=True)
+            with open(log, 'a') as f:
+                f.write(f'\n=== {stage}: {" ".join(cmd)}\n')
+                f.flush()
+                proc = subprocess.run([sys.executable, *cmd],
+                                      cwd=REPO,
+                                      env=env,
+                                      stdout=f,
+                                      stderr=subprocess.STDOUT)
         if proc.returncode != 0:
+            where = f'; its output is in {log}' if log else ''
             raise RuntimeError(f'demo stage "{stage}" failed with exit code '
-                               f'{proc.returncode}: {" ".join(cmd)}')
+                               f'{proc.returncode}: {" ".join(cmd)}{where}')
         self.timings[stage] = time.time() - start
 
     # ------------------------------------------------------------- stages
@@ -186,13 +210,14 @@ class Demo:
                  '--cfg-options',
                  f'model.teacher_ckpt={teacher_ckpt}', *self.data_options())
 
-    def student_config(self, name: str) -> str:
-        online, bank, _ = STUDENTS[name]
-        use_bank = bank is not None and not self.args.online_teacher
-        return osp.join(CONFIG_DIR, bank if use_bank else online)
+    @staticmethod
+    def student_config(name: str) -> str:
+        return osp.join(CONFIG_DIR, STUDENTS[name][0])
 
     def train_student(self, name: str, seed: int, teacher_ckpt: str) -> Dict:
         work_dir = osp.join(self.work_dir, name, f'seed{seed}')
+        log = osp.join(work_dir,
+                       'console.log') if self.args.jobs > 1 else None
         epochs = self.sizes['student_epochs']
         opts = self.data_options() + [
             f'train_cfg.max_epochs={epochs}',
@@ -200,15 +225,12 @@ class Demo:
             f'param_scheduler.0.T_max={epochs}',
         ]
         config = self.student_config(name)
-        if 'bank' in osp.basename(config):
-            i = self._bank_transform_index(config)
-            opts += [
-                f'train_dataloader.dataset.pipeline.{i}.store={self.bank}',
-                f'train_dataloader.dataset.pipeline.{i}.data_prefix='
-                f'{self.data_root}/videos'
-            ]
-        elif STUDENTS[name][2]:
-            opts.append(f'model.teacher_ckpt={teacher_ckpt}')
+        bank = []
+        if STUDENTS[name][1]:
+            if self.args.online_teacher:
+                opts.append(f'model.teacher_ckpt={teacher_ckpt}')
+            else:
+                bank = ['--teacher-bank', self.bank]
         model_cfg = self._model_cfg(config)
         # MoNetLoss reads the teacher's classifier from its checkpoint.
         loss_key = 'model.hallu_head.loss_hallu.classifier_ckpt'
@@ -217,8 +239,8 @@ class Demo:
         if reads_classifier:
             opts.append(f'{loss_key}={teacher_ckpt}')
         self.run(f'{name} seed {seed}', 'tools/train.py', config,
-                 '--work-dir', work_dir, '--seed', str(seed), '--cfg-options',
-                 *opts)
+                 '--work-dir', work_dir, '--seed', str(seed), *bank,
+                 '--cfg-options', *opts, log=log)
         with open(osp.join(work_dir, 'last_checkpoint')) as f:
             ckpt = f.read().strip()
         dump = osp.join(work_dir, 'test_predictions.pkl')
@@ -228,7 +250,7 @@ class Demo:
             test_opts.append(f'{loss_key}=None')
         self.run(f'{name} seed {seed} test', 'tools/test.py', config, ckpt,
                  '--work-dir', work_dir, '--dump', dump, '--cfg-options',
-                 *test_opts)
+                 *test_opts, log=log)
         streams = {}
         if model_cfg.get('fusion') == 'late':
             for stream, weights in STREAMS.items():
@@ -238,7 +260,7 @@ class Demo:
                     f'{name} seed {seed} test {stream}', 'tools/test.py',
                     config, ckpt, '--work-dir', work_dir, '--dump',
                     stream_dump, '--cfg-options', *test_opts,
-                    f'model.late_fusion_weights={list(weights)}')
+                    f'model.late_fusion_weights={list(weights)}', log=log)
                 streams[stream] = top1_from_dump(stream_dump)
         return dict(
             top1=top1_from_dump(dump),
@@ -246,17 +268,38 @@ class Demo:
             checkpoint=ckpt,
             streams=streams)
 
+    def train_students(self, teacher_ckpt: str) -> Dict[str, List[Dict]]:
+        """Every model and seed, ``--jobs`` at a time, with a progress
+        bar when they run side by side."""
+        todo = [(name, seed) for name in self.args.models
+                for seed in range(self.args.seeds)]
+        if self.args.jobs == 1:
+            done = [self.train_student(n, s, teacher_ckpt) for n, s in todo]
+        else:
+            print(f'\n=== students: {len(todo)} runs, {self.args.jobs} at '
+                  'a time; each logs to <work-dir>/<model>/seed<k>/'
+                  'console.log', flush=True)
+            bar = tqdm(total=len(todo), desc='students', unit='run')
+
+            def one(job):
+                result = self.train_student(*job, teacher_ckpt)
+                bar.set_postfix_str(f'{job[0]} seed {job[1]}: top-1 '
+                                    f"{result['top1']:.1f}%")
+                bar.update()
+                return result
+
+            with ThreadPoolExecutor(self.args.jobs) as pool:
+                done = list(pool.map(one, todo))
+            bar.close()
+        runs: Dict[str, List[Dict]] = {}
+        for (name, _), result in zip(todo, done):
+            runs.setdefault(name, []).append(result)
+        return runs
+
     @staticmethod
     def _model_cfg(config: str) -> Dict:
         from mmengine.config import Config
         return Config.fromfile(config).model.to_dict()
-
-    @staticmethod
-    def _bank_transform_index(config: str) -> int:
-        from mmengine.config import Config
-        pipeline = Config.fromfile(config).train_dataloader.dataset.pipeline
-        return next(i for i, t in enumerate(pipeline)
-                    if t['type'] == 'LoadTeacherFeatures')
 
     def main(self) -> Dict:
         start = time.time()
@@ -270,12 +313,7 @@ class Demo:
             STUDENTS[m][1] for m in self.args.models)
         if uses_bank:
             self.extract_bank(teacher_ckpt)
-        runs = {}
-        for name in self.args.models:
-            runs[name] = [
-                self.train_student(name, seed, teacher_ckpt)
-                for seed in range(self.args.seeds)
-            ]
+        runs = self.train_students(teacher_ckpt)
         cost = measure_demo_cost(self.student_config, teacher_ckpt,
                                  self.args.models)
         # Each stream of a two-stream student as a row of its own (the
@@ -456,7 +494,8 @@ def write_results(results: Dict, runs: Dict, work_dir: str) -> None:
 def measure_demo_cost(student_config, teacher_ckpt: str,
                       names: List[str]) -> Dict:
     """Per-clip inference cost of the teacher and each student (the deploy
-    path: one 32x32 frame per student frame, the 16x32x32 teacher clip)."""
+    path: one frame per student frame at the config's ``student_size``, the
+    teacher's 16-frame clip at its ``teacher_size``)."""
     import torch
     from mmaction.registry import MODELS
     from mmengine.config import Config
@@ -468,13 +507,16 @@ def measure_demo_cost(student_config, teacher_ckpt: str,
     init_default_scope('mmaction')
     torch.manual_seed(0)
     cost = {}
-    teacher = MODELS.build(Config.fromfile(TEACHER_CONFIG).model).eval()
-    clip = torch.randn(1, 1, 3, 16, 32, 32)
+    teacher_cfg = Config.fromfile(TEACHER_CONFIG)
+    teacher = MODELS.build(teacher_cfg.model).eval()
+    size = teacher_cfg.teacher_size
+    clip = torch.randn(1, 1, 3, teacher_cfg.clip_len, size, size)
     cost['teacher'] = summarize_cost(
         'teacher', teacher, lambda x: teacher._forward(x, stage='head'),
         [clip])
     for name in names:
-        cfg = Config.fromfile(student_config(name)).model
+        student_cfg = Config.fromfile(student_config(name))
+        cfg, size = student_cfg.model, student_cfg.student_size
         cfg.pop('teacher', None)
         cfg.pop('teacher_ckpt', None)
         loss = (cfg.get('hallu_head') or {}).get('loss_hallu') or {}
@@ -482,7 +524,7 @@ def measure_demo_cost(student_config, teacher_ckpt: str,
             # MoNetLoss's frozen classifier costs nothing at inference.
             loss['classifier_ckpt'] = None
         model = MODELS.build(cfg).eval()
-        frames = torch.randn(1, model.frames_per_segment, 3, 32, 32)
+        frames = torch.randn(1, model.frames_per_segment, 3, size, size)
         cost[name] = summarize_cost(
             name, model, lambda x: model._forward(x, stage='head'), [frames])
     return cost

@@ -674,8 +674,9 @@ def _find(pipeline: Sequence[Dict], name: str, where: str) -> int:
     return hits[0]
 
 
-def _dataset_pipeline(dataset: Dict, where: str) -> List[Dict]:
-    """The pipeline of a (possibly wrapped) dataset config."""
+def _innermost_dataset(dataset: Dict, where: str) -> Dict:
+    """The (possibly wrapped) dataset config that holds the pipeline; the
+    same object, so it can be edited in place."""
     while 'pipeline' not in dataset:
         inner = dataset.get('dataset') or (dataset.get('datasets') or [None
                                                                        ])[0]
@@ -683,7 +684,12 @@ def _dataset_pipeline(dataset: Dict, where: str) -> List[Dict]:
             raise ValueError(f'{where}: train_dataloader.dataset has no '
                              'pipeline')
         dataset = inner
-    return list(dataset['pipeline'])
+    return dataset
+
+
+def _dataset_pipeline(dataset: Dict, where: str) -> List[Dict]:
+    """The pipeline of a (possibly wrapped) dataset config."""
+    return list(_innermost_dataset(dataset, where)['pipeline'])
 
 
 def bank_settings(cfg: Union[PathLike, Config],
@@ -799,6 +805,81 @@ def bank_settings(cfg: Union[PathLike, Config],
             split=split,
             sampler=sampler),
         _preprocessor=norm)
+
+
+def use_teacher_bank(cfg: Config, store: str) -> Config:
+    """Switch an online-teacher HalluciNet config to its feature bank.
+
+    What ``tools/train.py CONFIG --teacher-bank STORE`` does, so every
+    HalluciNet config (the repository's and users' own) has a bank variant
+    without a second file. In the train pipeline, the sampler stops adding
+    the teacher's frames, :class:`LoadTeacherFeatures` (reading ``store``,
+    with the sampler's clip length) follows it, the teacher view is no
+    longer made, and ``teacher_feats`` is packed instead of
+    ``teacher_imgs``; the model's teacher and checkpoint are unset, so the
+    teacher is not even built. Validation and test pipelines, which never
+    ran the teacher, are unchanged. Build the store from the same config
+    with ``tools/extract_teacher_features.py``.
+
+    Args:
+        cfg (Config): An online-teacher config, edited in place.
+        store (str): The feature store (an LMDB directory).
+
+    Returns:
+        Config: ``cfg``.
+    """
+    where = cfg.filename or 'config'
+    model = cfg.get('model') or {}
+    if model.get('teacher') is None:
+        raise ValueError(
+            f'{where}: model.teacher is not set, so there is no online '
+            'teacher for --teacher-bank to replace (is this already a '
+            '-bank config, or not a HalluciNet config?)')
+    if not osp.isdir(store):
+        raise FileNotFoundError(
+            f'teacher feature bank not found: {store}; build it with '
+            f'tools/extract_teacher_features.py {where} --out {store}')
+    init_default_scope(cfg.get('default_scope', 'mmaction'))
+    dataset = _innermost_dataset(cfg.train_dataloader.dataset, where)
+    pipeline = dataset['pipeline']
+    prefix = dataset.get('data_prefix') or {}
+    if prefix.get('img') and not prefix.get('video'):
+        raise ValueError(
+            f'{where}: the train dataset reads frame folders '
+            '(data_prefix.img); the feature bank is built from videos '
+            '(data_prefix.video), so train this config with its online '
+            'teacher')
+    if any(t['type'] == 'LoadFlowClips' for t in pipeline):
+        raise ValueError(
+            f'{where}: the teacher reads optical flow (LoadFlowClips), and '
+            'the feature bank stores teachers of decoded RGB clips only; '
+            'train this config with its online teacher')
+    i_sampler = _find(pipeline, 'HalluSampleFrames', where)
+    i_split = _find(pipeline, 'HalluSplitViews', where)
+    sampler = pipeline[i_sampler]
+    sampler['with_teacher'] = False
+    pipeline[i_split]['teacher_scale'] = None
+    packs = [t for t in pipeline if t['type'] == 'PackActionInputs']
+    if len(packs) != 1 or 'teacher_imgs' not in packs[0].get(
+            'collect_keys', ()):
+        raise ValueError(
+            f'{where}: expected one PackActionInputs collecting '
+            "'teacher_imgs' in the train pipeline")
+    packs[0]['collect_keys'] = tuple(
+        'teacher_feats' if k == 'teacher_imgs' else k
+        for k in packs[0]['collect_keys'])
+    load = dict(
+        type='LoadTeacherFeatures',
+        store=store,
+        data_prefix=prefix.get('video'),
+        clip_len=sampler['clip_len'])
+    if 'frame_interval' in sampler:
+        load['frame_interval'] = sampler['frame_interval']
+    pipeline.insert(i_sampler + 1, load)
+    model['teacher'] = None
+    model['teacher_ckpt'] = None
+    cfg.teacher_bank = store
+    return cfg
 
 
 def _leaf_datasets(dataset) -> List:

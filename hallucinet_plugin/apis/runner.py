@@ -19,6 +19,7 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 import hallucinet_plugin  # noqa: F401
+from hallucinet_plugin.apis.feature_bank import use_teacher_bank
 
 
 def _common_args(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +73,12 @@ def parse_train_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--deterministic',
         action='store_true',
         help='deterministic algorithms (CUDNN and torch)')
+    parser.add_argument(
+        '--teacher-bank',
+        metavar='STORE',
+        help='train a HalluciNet config from its teacher feature bank '
+        '(built with tools/extract_teacher_features.py) instead of running '
+        'the teacher online')
     return parser.parse_args(argv)
 
 
@@ -89,6 +96,8 @@ def build_train_config(args: argparse.Namespace) -> Config:
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.teacher_bank is not None:
+        use_teacher_bank(cfg, args.teacher_bank)
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.launcher = args.launcher
@@ -113,6 +122,7 @@ def build_train_config(args: argparse.Namespace) -> Config:
         randomness['diff_rank_seed'] = True
     if args.deterministic:
         randomness['deterministic'] = True
+    randomness.setdefault('seed', None)
     cfg.randomness = randomness
     return cfg
 

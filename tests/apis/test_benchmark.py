@@ -207,11 +207,11 @@ def test_demo_preset_plan():
     teachers = [job for job in jobs if job.role == 'teacher']
     # One 16-frame clip per student frame.
     assert len(teachers) == 1 and teachers[0].shape[:3] == (1, 3, 16)
-    vanilla = by_name['vanilla_resnet10t_adam-20e_demo']
+    vanilla = by_name['vanilla_resnet10t_adam-10e_demo']
     assert len(vanilla.shape) == 3 and vanilla.shape[0] == 3
-    fused = by_name['hallucinet_resnet10t_r3d-tiny_adam-20e_demo']
-    direct = by_name['hallucinet-direct_resnet10t_r3d-tiny_adam-20e_demo']
-    two = by_name['hallucinet-2f_resnet10t_r3d-tiny_adam-20e_demo']
+    fused = by_name['hallucinet_resnet10t_r3d-tiny_adam-10e_demo']
+    direct = by_name['hallucinet-direct_resnet10t_r3d-tiny_adam-10e_demo']
+    two = by_name['hallucinet-2f_resnet10t_r3d-tiny_adam-10e_demo']
     assert fused.shape == direct.shape == vanilla.shape
     assert by_key[fused.info['reference']] is vanilla
     assert by_key[direct.info['reference']] is vanilla

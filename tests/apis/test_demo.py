@@ -1,9 +1,12 @@
 """The README's main job, fast: every stage through the same code path."""
+import glob
 import json
 import os.path as osp
 
 import pytest
 from conftest import run_tool
+
+from hallucinet_plugin.apis.demo import STUDENTS
 
 
 @pytest.mark.slow
@@ -17,10 +20,25 @@ def test_quick_demo_end_to_end(tmp_path):
     assert (data_root / 'meta.json').is_file()
     assert (work_dir / 'teacher' / 'teacher.pth').is_file()
     assert (work_dir / 'teacher_bank.lmdb').is_dir()
+    # The two runs went side by side (--jobs 2), each logging to a file.
+    assert 'students: 2 runs, 2 at a time' in proc.stdout
     for name in ('vanilla', 'hallucinet-2f'):
         run = work_dir / name / 'seed0'
         assert (run / 'epoch_1.pth').is_file(), name
         assert (run / 'test_predictions.pkl').is_file(), name
+        # mmengine's work_dir layout: last_checkpoint, the dumped config,
+        # the JSON scalars.
+        assert (run / 'last_checkpoint').is_file(), name
+        assert glob.glob(str(run / '*' / 'vis_data' / 'scalars.json')), name
+        dumped = run / osp.basename(STUDENTS[name][0])
+        assert dumped.is_file(), name
+        assert 'Epoch(train)' in (run / 'console.log').read_text(), name
+    # HalluciNet trained from the bank (tools/train.py --teacher-bank).
+    dumped = (work_dir / 'hallucinet-2f' / 'seed0' /
+              osp.basename(STUDENTS['hallucinet-2f'][0])).read_text()
+    assert 'LoadTeacherFeatures' in dumped
+    assert 'loss_hallu' in (work_dir / 'hallucinet-2f' / 'seed0' /
+                            'console.log').read_text()
     for result in ('results.md', 'results.json', 'training_curves.png'):
         path = work_dir / result
         assert path.is_file() and path.stat().st_size > 0, result

@@ -1,5 +1,6 @@
 """The teacher feature bank against the online teacher, on real videos."""
 import copy
+import glob
 import hashlib
 import json
 import os
@@ -15,7 +16,7 @@ import lmdb
 import numpy as np
 import pytest
 import torch
-from mmaction.registry import MODELS
+from mmaction.registry import MODELS, TRANSFORMS
 from mmaction.structures import ActionDataSample
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
@@ -23,6 +24,10 @@ from mmengine.registry import init_default_scope
 
 import hallucinet_plugin  # noqa: F401
 import hallucinet_plugin.datasets.transforms.load_teacher_features  # noqa
+from hallucinet_plugin.apis.bank_benchmark import (
+    bank_benchmark,
+    format_bank_report,
+)
 from hallucinet_plugin.apis.feature_bank import (
     META_KEY,
     FeatureBank,
@@ -30,6 +35,7 @@ from hallucinet_plugin.apis.feature_bank import (
     collect_videos,
     default_stride,
     extract_teacher_features,
+    use_teacher_bank,
 )
 from hallucinet_plugin.utils import set_gt_label
 from tests.conftest import (
@@ -59,10 +65,10 @@ TEACHER = dict(
     cls_head=dict(type='I3DHead', num_classes=4, in_channels=TEACHER_DIM))
 DEMO = osp.join(REPO, 'configs', 'demo')
 DEMO_ONLINE = {
-    'hallucinet': 'hallucinet_resnet10t_r3d-tiny_adam-20e_demo.py',
+    'hallucinet': 'hallucinet_resnet10t_r3d-tiny_adam-10e_demo.py',
     'hallucinet-direct':
-    'hallucinet-direct_resnet10t_r3d-tiny_adam-20e_demo.py',
-    'hallucinet-2f': 'hallucinet-2f_resnet10t_r3d-tiny_adam-20e_demo.py',
+    'hallucinet-direct_resnet10t_r3d-tiny_adam-10e_demo.py',
+    'hallucinet-2f': 'hallucinet-2f_resnet10t_r3d-tiny_adam-10e_demo.py',
 }
 
 
@@ -563,3 +569,190 @@ def test_demo_bank_configs(name):
         2, 1, model.hallu_head.out_channels)
     losses = model(**data, mode='loss')
     assert losses['loss_hallu'] > 0
+
+
+def _plain(obj):
+    """Config values as plain JSON types (tuples become lists)."""
+    return json.loads(json.dumps(obj.to_dict() if hasattr(obj, 'to_dict')
+                                 else obj))
+
+
+@pytest.mark.parametrize('name', sorted(DEMO_ONLINE))
+def test_switch_gives_the_demo_bank_configs(name, tmp_path):
+    """``tools/train.py --teacher-bank`` on an online demo config gives
+    what its hand-written -bank twin says."""
+    online_name = DEMO_ONLINE[name]
+    twin = Config.fromfile(
+        osp.join(DEMO,
+                 online_name.replace('_r3d-tiny_', '_r3d-tiny-bank_')))
+    store = str(tmp_path / 'bank.lmdb')
+    os.makedirs(store)
+    cfg = use_teacher_bank(
+        Config.fromfile(osp.join(DEMO, online_name)), store)
+    expected = _plain(twin.train_dataloader.dataset.pipeline)
+    for transform in expected:
+        if transform['type'] == 'LoadTeacherFeatures':
+            transform['store'] = store
+    assert _plain(cfg.train_dataloader.dataset.pipeline) == expected
+    assert cfg.model.teacher is None and cfg.model.teacher_ckpt is None
+    assert _plain(cfg.model) == _plain(twin.model)
+    assert _plain(cfg.val_dataloader) == _plain(twin.val_dataloader)
+
+
+def _hallucinet_configs():
+    configs = []
+    for path in sorted(glob.glob(osp.join(REPO, 'configs', '**', '*.py'),
+                                 recursive=True)):
+        if '_base_' in path:
+            continue
+        model = Config.fromfile(path).get('model') or {}
+        if model.get('type') == 'HalluciNet' and model.get('teacher'):
+            configs.append(osp.relpath(path, REPO))
+    return configs
+
+
+HALLUCINET_CONFIGS = _hallucinet_configs()
+
+
+def test_every_hallucinet_config_is_found():
+    # The paper set-up, its variants and the TSM/TRN recipes at least.
+    names = {osp.basename(c) for c in HALLUCINET_CONFIGS}
+    assert {
+        'hallucinet_vgg11_ucf.py',
+        'hallucinet_vgg11-bn_resnext101_adam-30e_hmdb51-static.py',
+        'hallucinet-2f_vgg11-bn_resnext101_adam-30e_ucf101-static.py',
+        'hallucinet-direct_vgg11-bn_resnext101_adam-30e_ucf101-static.py',
+        'hallucinet_vgg11-bn_resnext101_adam-30e_yup++-static-camera.py',
+        'hallucinet_tsm-r50_resnext101_8xb16-1x1x8-50e_kinetics400-rgb.py',
+        'hallucinet_trn-r50_resnext101_8xb16-1x1x8-50e_sthv1-rgb.py',
+    } <= names
+
+
+@pytest.mark.parametrize('path', HALLUCINET_CONFIGS)
+def test_switch_on_every_hallucinet_config(path, tmp_path):
+    online = Config.fromfile(osp.join(REPO, path))
+    if 'img' in online.train_dataloader.dataset.data_prefix:
+        # Frame folders (Something-Something): the bank decodes videos.
+        with pytest.raises(ValueError, match=r'frame folders.*online'):
+            use_teacher_bank(online, str(tmp_path))
+        return
+    if any(t['type'] == 'LoadFlowClips'
+           for t in online.train_dataloader.dataset.pipeline):
+        # A flow teacher's input is not decoded RGB: no bank (yet).
+        with pytest.raises(ValueError, match=r'LoadFlowClips.*online'):
+            use_teacher_bank(online, str(tmp_path))
+        return
+    settings = bank_settings(online)
+    cfg = use_teacher_bank(Config.fromfile(osp.join(REPO, path)),
+                           str(tmp_path))
+    assert cfg.model.teacher is None and cfg.model.teacher_ckpt is None
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    types = [t['type'] for t in pipeline]
+    i = types.index('LoadTeacherFeatures')
+    assert types[i - 1].startswith('Hallu') and 'Sample' in types[i - 1]
+    assert pipeline[i - 1]['with_teacher'] is False
+    assert pipeline[i]['store'] == str(tmp_path)
+    assert pipeline[i]['clip_len'] == settings['clip_len']
+    assert pipeline[i]['data_prefix'] == \
+        cfg.train_dataloader.dataset.data_prefix['video']
+    split = pipeline[types.index('HalluSplitViews')]
+    assert split['teacher_scale'] is None
+    assert 'teacher_feats' in pipeline[-1]['collect_keys']
+    assert 'teacher_imgs' not in pipeline[-1]['collect_keys']
+    # Every transform of the switched pipeline builds.
+    init_default_scope('mmaction')
+    for transform in pipeline:
+        if transform['type'] != 'LoadTeacherFeatures':
+            TRANSFORMS.build(copy.deepcopy(transform))
+
+
+def test_switch_refusals(setup, tmp_path):
+    with pytest.raises(FileNotFoundError,
+                       match=r'missing\.lmdb.*extract_teacher_features'):
+        use_teacher_bank(
+            Config.fromfile(setup['cfg']), str(tmp_path / 'missing.lmdb'))
+    bank_cfg = use_teacher_bank(
+        Config.fromfile(setup['cfg']), setup['stores']['default'])
+    with pytest.raises(ValueError, match='model.teacher is not set'):
+        use_teacher_bank(bank_cfg, setup['stores']['default'])
+
+
+def test_train_with_teacher_bank_flag(setup, tmp_path):
+    """``tools/train.py CONFIG --teacher-bank STORE``, a real subprocess:
+    trains from the bank without building the teacher."""
+    cfg = Config.fromfile(setup['cfg'])
+    cfg.merge_from_dict(
+        dict(
+            train_cfg=dict(type='IterBasedTrainLoop', max_iters=2),
+            optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+            default_hooks=dict(
+                logger=dict(type='LoggerHook', interval=1),
+                checkpoint=dict(
+                    type='CheckpointHook', interval=2, by_epoch=False))))
+    # The teacher checkpoint is gone: only the bank can give targets.
+    cfg.model.teacher_ckpt = str(tmp_path / 'deleted.pth')
+    config = str(tmp_path / 'online.py')
+    cfg.dump(config)
+    work_dir = str(tmp_path / 'work')
+    proc = subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'train.py'), config, '--work-dir', work_dir,
+        '--teacher-bank', setup['stores']['default']
+    ],
+                          capture_output=True,
+                          text=True,
+                          cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(r'loss_hallu: \d', proc.stderr + proc.stdout)
+    ckpt = torch.load(
+        osp.join(work_dir, 'iter_2.pth'), map_location='cpu',
+        weights_only=False)
+    assert not [k for k in ckpt['state_dict'] if k.startswith('teacher.')]
+    dumped = Config.fromfile(osp.join(work_dir, 'online.py'))
+    assert dumped.teacher_bank == setup['stores']['default']
+
+
+def test_bank_benchmark(setup):
+    """``tools/benchmark.py --training``'s measurements, on real training:
+    three runs timed by mmengine, extraction against the bare forward."""
+    train = dict(
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=1))
+    online = Config.fromfile(setup['cfg'])
+    online.merge_from_dict(train)
+    vanilla = copy.deepcopy(online)
+    vanilla.model = model_config()
+    vanilla.model.pop('hallu_head')
+    vanilla.model['cls_head']['in_channels'] = STUDENT_DIM
+    pipeline = online_pipeline()
+    pipeline[1]['with_teacher'] = False
+    pipeline[3]['teacher_scale'] = None
+    pipeline[-1]['collect_keys'] = ('imgs', )
+    vanilla.train_dataloader.dataset.pipeline = pipeline
+    messages = []
+    result = bank_benchmark(
+        vanilla,
+        online,
+        setup['stores']['default'],
+        iters=3,
+        warmup=1,
+        log=messages.append)
+    assert set(result['training']) == {
+        'vanilla', 'online teacher', 'feature bank'
+    }
+    for row in result['training'].values():
+        assert row['iters'] == 3
+        assert row['iters_per_s'] == pytest.approx(1 / row['s_per_iter'])
+        assert 0 <= row['data_s_per_iter'] < row['s_per_iter']
+    rate = {k: v['iters_per_s'] for k, v in result['training'].items()}
+    assert result['ratios']['feature bank / vanilla'] == pytest.approx(
+        rate['feature bank'] / rate['vanilla'])
+    ext = result['extraction']
+    stored = FeatureBank(setup['stores']['default'])
+    assert ext['clips'] == sum(len(stored.get(k)[1]) for k in stored.keys())
+    assert ext['videos'] == len(stored)
+    assert ext['ratio'] == pytest.approx(ext['extract_clips_per_s'] /
+                                         ext['forward_clips_per_s'])
+    report = format_bank_report(result)
+    assert '| feature bank / vanilla |' in report
+    assert len(messages) == 4

@@ -121,7 +121,7 @@ def load(config, data, tmp_path):
 def test_configs_found():
     names = {osp.basename(c) for c in CONFIGS}
     assert 'monet_tsn-r50_flow-tsn-r50_adam-40e_ucf101.py' in names
-    assert 'monet_resnet10t_r3d-tiny-bank_adam-20e_demo.py' in names
+    assert 'monet_resnet10t_r3d-tiny-bank_adam-10e_demo.py' in names
     assert len(CONFIGS) == 9
 
 
@@ -145,7 +145,7 @@ def test_paper_settings():
 @pytest.mark.parametrize('config', [
     'configs/monet/monet_tsn-r50_flow-tsn-r50_adam-40e_ucf101.py',
     'configs/monet/tsn_imagenet-pretrained-r50_sgd-80e_ucf101-flow.py',
-    'configs/demo/monet_resnet10t_r3d-tiny-bank_adam-20e_demo.py',
+    'configs/demo/monet_resnet10t_r3d-tiny-bank_adam-10e_demo.py',
 ])
 def test_config_trains_and_tests(config, data, tmp_path):
     torch.manual_seed(0)

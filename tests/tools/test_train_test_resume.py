@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import run_tool
 
-CONFIG = 'configs/demo/hallucinet_resnet10t_r3d-tiny_adam-20e_demo.py'
+CONFIG = 'configs/demo/hallucinet_resnet10t_r3d-tiny_adam-10e_demo.py'
 
 
 def data_options(dataset: dict, epochs: int) -> list:

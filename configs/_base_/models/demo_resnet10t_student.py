@@ -1,5 +1,5 @@
 # The demo's student: timm resnet10t (512-d), trained from scratch (the demo
-# needs no download) at 32x32, with the demo teacher's 64-d target.
+# needs no download) at 48x48, with the demo teacher's 64-d target.
 student_dim = 512
 model = dict(
     type='HalluciNet',

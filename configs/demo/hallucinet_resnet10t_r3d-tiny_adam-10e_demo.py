@@ -5,7 +5,7 @@ _base_ = [
     '../_base_/models/demo_resnet10t_student.py',
     '../_base_/models/demo_r3d-tiny_teacher.py',
     '../_base_/datasets/demo_two-view.py',
-    '../_base_/schedules/demo_student_adam-20e.py',
+    '../_base_/schedules/demo_student_adam-10e.py',
     '../_base_/default_runtime.py'
 ]
 default_hooks = dict(logger=dict(interval=5))

@@ -3,10 +3,11 @@
 # 3D network. Build the bank first from the online config (it names the
 # teacher, its checkpoint, the clip and the teacher view):
 #   python tools/extract_teacher_features.py \
-#       configs/demo/hallucinet_resnet10t_r3d-tiny_adam-20e_demo.py \
+#       configs/demo/hallucinet_resnet10t_r3d-tiny_adam-10e_demo.py \
 #       --out work_dirs/demo/teacher_bank.lmdb
 # The fused, -direct and -2f demo variants share that bank.
-_base_ = ['./hallucinet-2f_resnet10t_r3d-tiny_adam-20e_demo.py']
+_base_ = ['./hallucinet-2f_resnet10t_r3d-tiny_adam-10e_demo.py']
+student_size = {{_base_.student_size}}
 teacher_bank = 'work_dirs/demo/teacher_bank.lmdb'
 clip_len = {{_base_.clip_len}}
 student_offsets = {{_base_.student_offsets}}
@@ -27,7 +28,10 @@ train_pipeline = [
         clip_len=clip_len),
     dict(type='DecordDecode'),
     # Puts the decoded frames in student order; no teacher view to split.
-    dict(type='HalluSplitViews', student_scale=(32, 32), teacher_scale=None),
+    dict(
+        type='HalluSplitViews',
+        student_scale=(student_size, student_size),
+        teacher_scale=None),
     dict(type='FormatShape', input_format='NCHW'),
     dict(type='PackActionInputs', collect_keys=('imgs', 'teacher_feats'))
 ]

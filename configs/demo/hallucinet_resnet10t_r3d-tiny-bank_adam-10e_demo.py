@@ -1,12 +1,16 @@
-# MoNet on the demo, its per-segment teacher targets read from the demo's
-# teacher feature bank (the one the HalluciNet demo configs use; built by
-# tools/demo.py or tools/extract_teacher_features.py). MoNetLoss still
-# reads the teacher's classifier from teacher_ckpt.
-_base_ = ['./monet_resnet10t_r3d-tiny_adam-20e_demo.py']
-teacher_bank = 'work_dirs/demo/teacher_bank.lmdb'
-num_segments = {{_base_.num_segments}}
-clip_len = {{_base_.clip_len}}
+# HalluciNet (fused) trained from the teacher feature bank: the frozen teacher
+# ran once, offline, so training decodes only the student frames and runs no
+# 3D network. Build the bank first from the online config (it names the
+# teacher, its checkpoint, the clip and the teacher view):
+#   python tools/extract_teacher_features.py \
+#       configs/demo/hallucinet_resnet10t_r3d-tiny_adam-10e_demo.py \
+#       --out work_dirs/demo/teacher_bank.lmdb
+# The fused, -direct and -2f demo variants share that bank.
+_base_ = ['./hallucinet_resnet10t_r3d-tiny_adam-10e_demo.py']
 student_size = {{_base_.student_size}}
+teacher_bank = 'work_dirs/demo/teacher_bank.lmdb'
+clip_len = {{_base_.clip_len}}
+student_offsets = {{_base_.student_offsets}}
 video_root = {{_base_.video_root}}
 
 model = dict(teacher=None, teacher_ckpt=None)
@@ -15,7 +19,7 @@ train_pipeline = [
     dict(
         type='HalluSampleFrames',
         clip_len=clip_len,
-        num_segments=num_segments,
+        student_offsets=student_offsets,
         with_teacher=False),
     dict(
         type='LoadTeacherFeatures',
@@ -23,7 +27,7 @@ train_pipeline = [
         data_prefix=video_root,
         clip_len=clip_len),
     dict(type='DecordDecode'),
-    # Puts the decoded frames in segment order; no teacher view to split.
+    # Puts the decoded frames in student order; no teacher view to split.
     dict(
         type='HalluSplitViews',
         student_scale=(student_size, student_size),

@@ -63,12 +63,12 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='AccMetric')
 test_evaluator = val_evaluator
 
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=12, val_interval=4)
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=6, val_interval=3)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(optimizer=dict(type='Adam', lr=2e-3))
 param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=12, by_epoch=True, eta_min=1e-5)
+    dict(type='CosineAnnealingLR', T_max=6, by_epoch=True, eta_min=1e-5)
 ]
 default_hooks = dict(logger=dict(interval=10))
 randomness = dict(seed=0)

@@ -1,6 +1,8 @@
 # HalluciNet(2f): frames j and j + 4 of the teacher clip; their features are
 # concatenated, then hallucinated.
-_base_ = ['./hallucinet_resnet10t_r3d-tiny_adam-20e_demo.py']
+_base_ = ['./hallucinet_resnet10t_r3d-tiny_adam-10e_demo.py']
+student_size = {{_base_.student_size}}
+teacher_size = {{_base_.teacher_size}}
 student_offsets = [0, 4]
 model = dict(
     frames_per_segment=2,
@@ -16,8 +18,8 @@ train_dataloader = dict(
         dict(type='DecordDecode'),
         dict(
             type='HalluSplitViews',
-            student_scale=(32, 32),
-            teacher_scale=(32, 32)),
+            student_scale=(student_size, student_size),
+            teacher_scale=(teacher_size, teacher_size)),
         dict(type='FormatShape', input_format='NCHW'),
         dict(type='PackActionInputs', collect_keys=('imgs', 'teacher_imgs'))
     ]))
@@ -31,7 +33,10 @@ val_dataloader = dict(
             with_teacher=False,
             test_mode=True),
         dict(type='DecordDecode'),
-        dict(type='Resize', scale=(32, 32), keep_ratio=False),
+        dict(
+        type='Resize',
+        scale=(student_size, student_size),
+        keep_ratio=False),
         dict(type='FormatShape', input_format='NCHW'),
         dict(type='PackActionInputs')
     ]))

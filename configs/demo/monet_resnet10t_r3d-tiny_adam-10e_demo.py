@@ -8,12 +8,12 @@
 # (frozen) classifier gives on hallucinated and true features. The teacher
 # stands in for the paper's flow TSN (the demo has no flow teacher); the
 # schedule is the demo students' own, the same as the appearance-only
-# baseline monet-appearance_resnet10t_adam-20e_demo.py.
+# baseline monet-appearance_resnet10t_adam-10e_demo.py.
 _base_ = [
     '../_base_/models/demo_resnet10t_student.py',
     '../_base_/models/demo_r3d-tiny_teacher.py',
     '../_base_/datasets/demo_two-view.py',
-    '../_base_/schedules/demo_student_adam-20e.py',
+    '../_base_/schedules/demo_student_adam-10e.py',
     '../_base_/default_runtime.py'
 ]
 default_hooks = dict(logger=dict(interval=5))

@@ -3,9 +3,10 @@
 _base_ = [
     '../_base_/models/demo_resnet10t_student.py',
     '../_base_/datasets/demo_two-view.py',
-    '../_base_/schedules/demo_student_adam-20e.py',
+    '../_base_/schedules/demo_student_adam-10e.py',
     '../_base_/default_runtime.py'
 ]
+student_size = {{_base_.student_size}}
 default_hooks = dict(logger=dict(interval=5))
 model = dict(
     data_preprocessor=dict(
@@ -19,7 +20,10 @@ train_pipeline = [
     dict(type='HalluDecordInit'),
     dict(type='HalluSampleFrames', clip_len=16, with_teacher=False),
     dict(type='DecordDecode'),
-    dict(type='Resize', scale=(32, 32), keep_ratio=False),
+    dict(
+        type='Resize',
+        scale=(student_size, student_size),
+        keep_ratio=False),
     dict(type='FormatShape', input_format='NCHW'),
     dict(type='PackActionInputs')
 ]
