@@ -13,7 +13,7 @@ Examples::
     # online teacher and bank; extraction vs the bare teacher forward
     python tools/benchmark.py --training VANILLA_CONFIG HALLUCINET_CONFIG \
         --teacher-bank work_dirs/demo/teacher_bank.lmdb \
-        --cfg-options model.teacher_ckpt=work_dirs/demo/teacher/teacher.pth
+        --teacher-ckpt work_dirs/demo/teacher/teacher.pth
 
 Writes ``benchmark.md`` and ``benchmark.json`` to ``--out`` and prints the
 Markdown. See ``hallucinet_plugin/apis/benchmark.py`` for what is measured
@@ -122,10 +122,19 @@ def parse_args(argv=None) -> argparse.Namespace:
         metavar='STORE',
         help='the HALLUCINET config\'s feature bank (with --training)')
     parser.add_argument(
+        '--teacher-ckpt',
+        help='with --training: the HALLUCINET config\'s teacher checkpoint '
+        '(overrides model.teacher_ckpt)')
+    parser.add_argument(
         '--iters',
         type=int,
         default=30,
         help='timed training iterations per model (with --training)')
+    parser.add_argument(
+        '--rounds',
+        type=int,
+        default=2,
+        help='with --training: interleaved measurements per model')
     parser.add_argument(
         '--no-extraction',
         action='store_true',
@@ -151,10 +160,13 @@ def main_training(args: argparse.Namespace) -> dict:
         if args.cfg_options:
             cfg.merge_from_dict(args.cfg_options)
         configs.append(cfg)
+    if args.teacher_ckpt:
+        configs[1].model.teacher_ckpt = args.teacher_ckpt
     result = bank_benchmark(
         *configs,
         store=args.teacher_bank,
         iters=args.iters,
+        rounds=args.rounds,
         extraction=not args.no_extraction,
         log=lambda msg: print(msg, file=sys.stderr, flush=True))
     report = format_bank_report(result)

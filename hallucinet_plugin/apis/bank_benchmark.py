@@ -165,6 +165,7 @@ def bank_benchmark(vanilla: Config,
                    store: str,
                    iters: int = 20,
                    warmup: int = 5,
+                   rounds: int = 2,
                    extraction: bool = True,
                    log: Callable[[str], None] = print) -> Dict:
     """The feature bank's two targets, measured in one run.
@@ -177,22 +178,45 @@ def bank_benchmark(vanilla: Config,
         store (str): The bank of ``online``'s teacher over its train split.
         iters (int): Timed training iterations per model.
         warmup (int): Untimed iterations first.
+        rounds (int): Measurements per model, interleaved, every other
+            round in reverse order; their mean time per iteration counts.
         extraction (bool): Also measure extraction against the bare
             teacher forward.
         log (Callable): Progress messages.
 
     Returns:
-        dict: ``training`` (per model, see :func:`training_speed`) and
+        dict: ``training`` (per model, as :func:`training_speed`, over
+        all rounds, plus each round's ``rounds`` iterations/s) and
         ``ratios`` (``bank/vanilla``, ``online/vanilla``, ``bank/online``
         iterations per second), and ``extraction`` (see
         :func:`extraction_speed`) when asked for.
     """
     bank = use_teacher_bank(copy.deepcopy(online), store)
+    configs = {
+        'vanilla': vanilla,
+        'online teacher': online,
+        'feature bank': bank
+    }
+    # Interleaved rounds, the order reversed every other round, so drifts
+    # of the machine (and whatever the first run warms up) fall on all.
+    runs: Dict[str, list] = {name: [] for name in configs}
+    for r in range(rounds):
+        order = list(configs) if r % 2 == 0 else list(configs)[::-1]
+        for name in order:
+            log(f'training speed, round {r + 1}/{rounds}: {name} '
+                f'({warmup} + {iters} iterations)')
+            runs[name].append(
+                training_speed(configs[name], iters=iters, warmup=warmup))
     training = {}
-    for name, cfg in (('vanilla', vanilla), ('online teacher', online),
-                      ('feature bank', bank)):
-        log(f'training speed: {name} ({warmup} + {iters} iterations)')
-        training[name] = training_speed(cfg, iters=iters, warmup=warmup)
+    for name, rows in runs.items():
+        s_per_iter = sum(r['s_per_iter'] for r in rows) / len(rows)
+        training[name] = dict(
+            iters_per_s=1.0 / s_per_iter,
+            s_per_iter=s_per_iter,
+            data_s_per_iter=sum(r['data_s_per_iter']
+                                for r in rows) / len(rows),
+            iters=sum(r['iters'] for r in rows),
+            rounds=[r['iters_per_s'] for r in rows])
     rate = {k: v['iters_per_s'] for k, v in training.items()}
     result = dict(
         training=training,

@@ -736,12 +736,13 @@ def test_bank_benchmark(setup):
         setup['stores']['default'],
         iters=3,
         warmup=1,
+        rounds=2,
         log=messages.append)
     assert set(result['training']) == {
         'vanilla', 'online teacher', 'feature bank'
     }
     for row in result['training'].values():
-        assert row['iters'] == 3
+        assert row['iters'] == 6 and len(row['rounds']) == 2
         assert row['iters_per_s'] == pytest.approx(1 / row['s_per_iter'])
         assert 0 <= row['data_s_per_iter'] < row['s_per_iter']
     rate = {k: v['iters_per_s'] for k, v in result['training'].items()}
@@ -755,4 +756,9 @@ def test_bank_benchmark(setup):
                                          ext['forward_clips_per_s'])
     report = format_bank_report(result)
     assert '| feature bank / vanilla |' in report
-    assert len(messages) == 4
+    # Two interleaved rounds, the second in reverse order, then extraction.
+    assert [m.split(': ')[1].split(' (')[0] for m in messages[:6]] == [
+        'vanilla', 'online teacher', 'feature bank', 'feature bank',
+        'online teacher', 'vanilla'
+    ]
+    assert len(messages) == 7
