@@ -112,7 +112,6 @@ def extraction_speed(cfg: Config,
             splits=splits,
             batch_size=batch_size,
             workers=workers,
-            device='cpu' if not torch.cuda.is_available() else None,
             progress=False)
         extract_s = time.perf_counter() - start
     clips = result['windows']
@@ -129,7 +128,12 @@ def extraction_speed(cfg: Config,
             model, 'max_missing_teacher_keys'))
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     extractor = extractor.to(device)
-    scale = settings['view']['scale'] or [112, 112]
+    scale = settings['view']['scale']
+    if scale is None:
+        raise ValueError(
+            f'{cfg.filename}: HalluSplitViews has no teacher_scale, so the '
+            'size of the teacher clips to time the bare forward on is '
+            'unknown')
     # Extraction feeds the teacher one video's windows (at most batch_size)
     # at a time: the same batch here, as many clips in all.
     batch = min(batch_size, max(clips // max(len(videos), 1), 1))
