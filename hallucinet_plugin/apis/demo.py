@@ -21,7 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Dict, List, Optional
 
 from tqdm import tqdm
@@ -48,6 +48,10 @@ STUDENTS = {
                          False),
 }
 OPTIONAL_STUDENTS = ('monet', 'monet-appearance')
+# A student that starts from another's trained appearance stream, seed by
+# seed (model.appearance_ckpt): MoNet learns its hallucination on the fixed
+# appearance stream of the appearance-only baseline, as in the paper.
+APPEARANCE_FROM = {'monet': 'monet-appearance'}
 # A two-stream (late fusion) student is also tested one stream at a time.
 STREAMS = {'appearance stream': (1.0, 0.0), 'hallucinated stream': (0.0, 1.0)}
 
@@ -81,7 +85,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='+',
         default=[m for m in STUDENTS if m not in OPTIONAL_STUDENTS],
         choices=list(STUDENTS),
-        help='student models to train')
+        help='student models to train (monet brings in monet-appearance, '
+        'whose trained appearance stream it starts from)')
     parser.add_argument(
         '--online-teacher',
         action='store_true',
@@ -106,6 +111,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.seeds < 1:
         parser.error('--jobs and --seeds must be >= 1')
+    # Each run after the one whose appearance stream it starts from.
+    models = []
+    for name in args.models:
+        base = APPEARANCE_FROM.get(name)
+        if base is not None and base not in models:
+            if base not in args.models:
+                print(f'--models {name} starts from {base}: training it too')
+            models.append(base)
+        if name not in models:
+            models.append(name)
+    args.models = models
     return args
 
 
@@ -214,7 +230,11 @@ class Demo:
     def student_config(name: str) -> str:
         return osp.join(CONFIG_DIR, STUDENTS[name][0])
 
-    def train_student(self, name: str, seed: int, teacher_ckpt: str) -> Dict:
+    def train_student(self,
+                      name: str,
+                      seed: int,
+                      teacher_ckpt: str,
+                      appearance_ckpt: Optional[str] = None) -> Dict:
         work_dir = osp.join(self.work_dir, name, f'seed{seed}')
         log = osp.join(work_dir,
                        'console.log') if self.args.jobs > 1 else None
@@ -238,6 +258,8 @@ class Demo:
             'hallu_head', {}).get('loss_hallu', {})
         if reads_classifier:
             opts.append(f'{loss_key}={teacher_ckpt}')
+        if appearance_ckpt is not None:
+            opts.append(f'model.appearance_ckpt={appearance_ckpt}')
         self.run(f'{name} seed {seed}', 'tools/train.py', config,
                  '--work-dir', work_dir, '--seed', str(seed), *bank,
                  '--cfg-options', *opts, log=log)
@@ -271,10 +293,23 @@ class Demo:
     def train_students(self, teacher_ckpt: str) -> Dict[str, List[Dict]]:
         """Every model and seed, ``--jobs`` at a time, with a progress
         bar when they run side by side."""
+        # parse_args put every model after the one it starts from, so a
+        # run waits only on runs that were started before it.
         todo = [(name, seed) for name in self.args.models
                 for seed in range(self.args.seeds)]
+        results: Dict = {}
+
+        def train(job):
+            base = APPEARANCE_FROM.get(job[0])
+            appearance = None
+            if base is not None:
+                appearance = results[(base, job[1])].result()['checkpoint']
+            return self.train_student(*job, teacher_ckpt, appearance)
+
         if self.args.jobs == 1:
-            done = [self.train_student(n, s, teacher_ckpt) for n, s in todo]
+            for job in todo:
+                results[job] = Future()
+                results[job].set_result(train(job))
         else:
             print(f'\n=== students: {len(todo)} runs, {self.args.jobs} at '
                   'a time; each logs to <work-dir>/<model>/seed<k>/'
@@ -282,15 +317,17 @@ class Demo:
             bar = tqdm(total=len(todo), desc='students', unit='run')
 
             def one(job):
-                result = self.train_student(*job, teacher_ckpt)
+                result = train(job)
                 bar.set_postfix_str(f'{job[0]} seed {job[1]}: top-1 '
                                     f"{result['top1']:.1f}%")
                 bar.update()
                 return result
 
             with ThreadPoolExecutor(self.args.jobs) as pool:
-                done = list(pool.map(one, todo))
+                for job in todo:
+                    results[job] = pool.submit(one, job)
             bar.close()
+        done = [results[job].result() for job in todo]
         runs: Dict[str, List[Dict]] = {}
         for (name, _), result in zip(todo, done):
             runs.setdefault(name, []).append(result)

@@ -6,23 +6,35 @@ import os.path as osp
 import pytest
 from conftest import run_tool
 
-from hallucinet_plugin.apis.demo import STUDENTS
+from hallucinet_plugin.apis.demo import STUDENTS, parse_args
+
+
+def test_models_come_after_the_appearance_stream_they_start_from():
+    assert parse_args(['--models', 'monet', 'vanilla']).models == [
+        'monet-appearance', 'monet', 'vanilla'
+    ]
+    assert parse_args(['--models', 'monet', 'monet-appearance']).models == [
+        'monet-appearance', 'monet'
+    ]
+    assert 'monet' not in parse_args([]).models
 
 
 @pytest.mark.slow
 def test_quick_demo_end_to_end(tmp_path):
     work_dir, data_root = tmp_path / 'work', tmp_path / 'data'
+    # monet brings in monet-appearance, whose checkpoint it starts from.
     proc = run_tool('tools/demo.py', '--quick', '--seeds', '1', '--models',
-                    'vanilla', 'hallucinet-2f', '--work-dir', str(work_dir),
-                    '--data-root', str(data_root), timeout=900)
+                    'vanilla', 'hallucinet-2f', 'monet', '--work-dir',
+                    str(work_dir), '--data-root', str(data_root),
+                    timeout=900)
     assert '| model | top-1 (%)' in proc.stdout
     # Every stage left its product behind.
     assert (data_root / 'meta.json').is_file()
     assert (work_dir / 'teacher' / 'teacher.pth').is_file()
     assert (work_dir / 'teacher_bank.lmdb').is_dir()
-    # The two runs went side by side (--jobs 2), each logging to a file.
-    assert 'students: 2 runs, 2 at a time' in proc.stdout
-    for name in ('vanilla', 'hallucinet-2f'):
+    # The runs went side by side (--jobs 2), each logging to a file.
+    assert 'students: 4 runs, 2 at a time' in proc.stdout
+    for name in ('vanilla', 'hallucinet-2f', 'monet-appearance', 'monet'):
         run = work_dir / name / 'seed0'
         assert (run / 'epoch_1.pth').is_file(), name
         assert (run / 'test_predictions.pkl').is_file(), name
@@ -48,9 +60,21 @@ def test_quick_demo_end_to_end(tmp_path):
         path = work_dir / result
         assert path.is_file() and path.stat().st_size > 0, result
     results = json.loads((work_dir / 'results.json').read_text())
-    assert set(results['models']) == {'vanilla', 'hallucinet-2f'}
+    assert set(results['models']) == {
+        'vanilla', 'hallucinet-2f', 'monet-appearance', 'monet',
+        'monet (appearance stream)', 'monet (hallucinated stream)'
+    }
     for entry in results['models'].values():
         assert 0 <= entry['top1']['mean'] <= 100
+    # MoNet learned on the baseline's trained appearance stream, kept
+    # frozen: its appearance stream alone predicts what the baseline does.
+    appearance = work_dir / 'monet-appearance' / 'seed0' / 'epoch_1.pth'
+    log = (work_dir / 'monet' / 'seed0' / 'console.log').read_text()
+    assert f'loaded the appearance stream (backbone, cls_head) from ' \
+        f'{appearance}' in log
+    models = results['models']
+    assert models['monet (appearance stream)']['top1'] == \
+        models['monet-appearance']['top1']
     assert 'final_loss_hallu' in results['models']['hallucinet-2f']
     assert results['dataset']['labelled_train_videos'] == 16
     assert results['cost']['teacher']['gflops'] > 0

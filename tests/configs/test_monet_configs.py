@@ -114,6 +114,13 @@ def load(config, data, tmp_path):
         ckpt = str(tmp_path / 'classifier.pth')
         classifier = save_classifier(cfg, ckpt)
         loss['classifier_ckpt'] = ckpt
+    if cfg.model.get('appearance_ckpt'):
+        # The trained appearance-only baseline the demo's MoNet starts from.
+        appearance = MODELS.build(
+            dict(cfg.model.to_dict(), appearance_ckpt=None))
+        ckpt = str(tmp_path / 'appearance.pth')
+        torch.save(dict(state_dict=appearance.state_dict()), ckpt)
+        cfg.model.appearance_ckpt = ckpt
     point_at(cfg, data)
     return cfg, classifier
 
@@ -140,6 +147,25 @@ def test_paper_settings():
     assert cfg.param_scheduler[0].milestones == [15, 30]
     assert cfg.train_cfg.max_epochs == 40
     assert cfg.train_dataloader.dataset.pipeline[1].num_segments == 8
+
+
+def test_demo_monet_starts_from_the_appearance_baseline():
+    """The paper's setting on the demo: the hallucination learns on the
+    fixed appearance stream of the appearance-only baseline."""
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'demo',
+                 'monet_resnet10t_r3d-tiny_adam-10e_demo.py'))
+    base = Config.fromfile(
+        osp.join(REPO, 'configs', 'demo',
+                 'monet-appearance_resnet10t_adam-10e_demo.py'))
+    assert cfg.model.freeze_appearance
+    assert 'monet-appearance' in cfg.model.appearance_ckpt
+    assert cfg.model.backbone == base.model.backbone
+    assert cfg.model.cls_head == base.model.cls_head
+    # The same segments (the baseline's sampler has no teacher clip).
+    sampler = dict(base.train_dataloader.dataset.pipeline[1])
+    assert sampler.pop('with_teacher') is False
+    assert cfg.train_dataloader.dataset.pipeline[1] == sampler
 
 
 @pytest.mark.parametrize('config', [
@@ -181,8 +207,11 @@ def test_config_trains_and_tests(config, data, tmp_path):
             assert torch.isfinite(log_vars[key]), key
     else:
         assert 'loss_hallu' not in log_vars
+    frozen = cfg.model.get('freeze_appearance', False)
     for head, weight in zip(heads, before):
-        assert not torch.equal(weight, head.fc_cls.weight)
+        # A frozen appearance stream (MoNet's setting) stays as loaded.
+        unchanged = frozen and head is model.cls_head
+        assert torch.equal(weight, head.fc_cls.weight) == unchanged
     if classifier is not None:
         torch.testing.assert_close(
             model.hallu_head.loss_hallu.classifier.fc_cls.weight, classifier)

@@ -75,6 +75,28 @@ def reduce_to_vector(out, pool: str = 'avg') -> torch.Tensor:
     raise ValueError(f'unknown teacher pool {pool!r}')
 
 
+def read_state_dict(filename: str, key: str, what: str) -> Dict:
+    """The state dict of a checkpoint (``module.`` prefixes removed).
+
+    Args:
+        filename (str): A checkpoint path or URL.
+        key (str): The config key that gave it, for the error messages.
+        what (str): What it should be, for the error messages.
+    """
+    if '://' not in filename and not osp.isfile(filename):
+        raise FileNotFoundError(
+            f'{key} not found: {filename} (set model.{key} to {what})')
+    checkpoint = _load_checkpoint(filename, map_location='cpu')
+    state = checkpoint.get('state_dict', checkpoint) \
+        if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f'{filename}: not a checkpoint with a state dict')
+    return {
+        k[len('module.'):] if k.startswith('module.') else k: v
+        for k, v in state.items()
+    }
+
+
 @MODELS.register_module()
 class HalluciNet(Recognizer2D):
     """HalluciNet: a 2D-CNN student that hallucinates a 3D teacher.
@@ -123,6 +145,18 @@ class HalluciNet(Recognizer2D):
             ``_hallu`` suffix (``loss_cls_hallu``).
         late_fusion_weights (tuple[float]): Weights of the appearance and
             the hallucinated stream's probabilities at inference.
+        appearance_ckpt (str, optional): A trained appearance model's
+            checkpoint (e.g. the appearance-only baseline, same backbone and
+            ``cls_head``) whose ``backbone.`` and ``cls_head.`` weights are
+            loaded when training starts (:meth:`init_weights`, also before
+            a resume replaces them); testing reads them from the model's
+            own checkpoint.
+        freeze_appearance (bool): Keep the appearance stream (backbone and
+            ``cls_head``) fixed: no gradients, BN and dropout in eval mode.
+            With ``appearance_ckpt`` this is MoNet's setting, where the
+            hallucination is learned on fixed, trained appearance features.
+            Only with ``fusion='late'``: in other fusions ``cls_head`` reads
+            the hallucinated features.
         frames_per_segment (int): Student frames per segment (``len`` of the
             sampler's ``student_offsets``; 2 for HalluciNet(2f)). Their
             features are concatenated in order before hallucinating.
@@ -153,6 +187,8 @@ class HalluciNet(Recognizer2D):
                  fusion: str = 'concat',
                  hallu_cls_head: OptConfigType = None,
                  late_fusion_weights: Tuple[float, float] = (1.0, 1.0),
+                 appearance_ckpt: Optional[str] = None,
+                 freeze_appearance: bool = False,
                  frames_per_segment: int = 1,
                  teacher_layer: Optional[str] = None,
                  teacher_pool: str = 'avg',
@@ -174,6 +210,10 @@ class HalluciNet(Recognizer2D):
                              'with a hallu_head')
         if frames_per_segment < 1:
             raise ValueError('frames_per_segment must be >= 1')
+        if freeze_appearance and fusion != 'late':
+            raise ValueError(
+                "freeze_appearance needs fusion='late' (the appearance "
+                f"stream's own classifier); got fusion='{fusion}'")
         if teacher_ckpt is not None and teacher is None:
             raise ValueError('teacher_ckpt given without a teacher config')
         super().__init__(
@@ -196,6 +236,11 @@ class HalluciNet(Recognizer2D):
             self.hallu_cls_head = MODELS.build(hallu_cls_head)
         self.late_fusion_weights = tuple(late_fusion_weights)
         self._check_channels()
+        self.appearance_ckpt = appearance_ckpt
+        self.freeze_appearance = freeze_appearance
+        if freeze_appearance:
+            for param in self._appearance_params():
+                param.requires_grad = False
 
         self.teacher = None
         if teacher is not None:
@@ -268,20 +313,8 @@ class HalluciNet(Recognizer2D):
             max_missing (int): Missing keys allowed outside the teacher's
                 classifier.
         """
-        if '://' not in filename and not osp.isfile(filename):
-            raise FileNotFoundError(
-                f'teacher_ckpt not found: {filename} (set model.teacher_ckpt '
-                'to the trained teacher checkpoint)')
-        checkpoint = _load_checkpoint(filename, map_location='cpu')
-        state = checkpoint.get('state_dict', checkpoint) \
-            if isinstance(checkpoint, dict) else None
-        if not isinstance(state, dict):
-            raise ValueError(f'{filename}: not a checkpoint with a state '
-                             'dict')
-        state = {
-            k[len('module.'):] if k.startswith('module.') else k: v
-            for k, v in state.items()
-        }
+        state = read_state_dict(filename, 'teacher_ckpt',
+                                'the trained teacher checkpoint')
         own = self.teacher.state_dict()
         # A classifier for other classes does not matter: it is never used.
         state = {
@@ -320,16 +353,66 @@ class HalluciNet(Recognizer2D):
         logger.info(f'loaded teacher weights from {filename}')
         self.teacher._is_init = True
 
+    def _appearance_params(self):
+        for module in (self.backbone, self.cls_head):
+            yield from module.parameters()
+
+    def load_appearance(self, filename: str) -> None:
+        """Load the appearance stream (``backbone.``, ``cls_head.``) from
+        a trained appearance model's checkpoint (``appearance_ckpt``)."""
+        state = read_state_dict(filename, 'appearance_ckpt',
+                                "the appearance model's checkpoint")
+        for name in ('backbone', 'cls_head'):
+            module = getattr(self, name)
+            prefix = name + '.'
+            part = {
+                k[len(prefix):]: v
+                for k, v in state.items() if k.startswith(prefix)
+            }
+            own = module.state_dict()
+            missing = [k for k in own if k not in part]
+            if missing:
+                raise KeyError(
+                    f'appearance_ckpt {filename} lacks {len(missing)} of the '
+                    f'{len(own)} {name} tensors (e.g. '
+                    f'{[prefix + k for k in missing[:3]]}); is it a model '
+                    'with the same backbone and cls_head?')
+            mismatched = [
+                f'{prefix}{k}: {tuple(part[k].shape)} in the file, '
+                f'{tuple(v.shape)} in the model' for k, v in own.items()
+                if part[k].shape != v.shape
+            ]
+            if mismatched:
+                raise ValueError(
+                    f'appearance_ckpt {filename} does not fit the {name}: '
+                    f'{len(mismatched)} tensors of other shapes (e.g. '
+                    f'{mismatched[:3]})')
+            module.load_state_dict({k: part[k] for k in own})
+        MMLogger.get_current_instance().info(
+            f'loaded the appearance stream (backbone, cls_head) from '
+            f'{filename}')
+
+    def init_weights(self) -> None:
+        """Initialise, then load ``appearance_ckpt`` if given (training
+        only: the Runner calls this before ``load_from``/resume)."""
+        super().init_weights()
+        if self.appearance_ckpt is not None:
+            self.load_appearance(self.appearance_ckpt)
+
     def _freeze_teacher(self) -> None:
         for param in self.teacher.parameters():
             param.requires_grad = False
         self.teacher.eval()
 
     def train(self, mode: bool = True) -> 'HalluciNet':
-        """Set train mode, keeping the teacher (and its BN) in eval mode."""
+        """Set train mode, keeping the teacher (and its BN) in eval mode,
+        and the appearance stream too when ``freeze_appearance``."""
         super().train(mode)
         if self.teacher is not None:
             self.teacher.eval()
+        if self.freeze_appearance:
+            self.backbone.eval()
+            self.cls_head.eval()
         return self
 
     # ------------------------------------------------------------ forward

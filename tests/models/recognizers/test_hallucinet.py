@@ -439,6 +439,92 @@ def test_late_fusion_needs_its_head():
         MODELS.build(cfg)
 
 
+def appearance_model(seed):
+    """An appearance-only model (the MoNet config without hallucination)
+    whose weights and BN statistics differ from any fresh build."""
+    torch.manual_seed(seed)
+    cfg = hallucinet_cfg(fusion='none')
+    cfg.pop('hallu_head')
+    cfg.pop('teacher')
+    model = build(cfg)
+    with torch.no_grad():
+        for value in model.state_dict().values():
+            if value.is_floating_point():
+                value.mul_(torch.empty_like(value).uniform_(0.8, 1.2))
+    return model
+
+
+def test_appearance_ckpt_loaded_at_init_and_frozen(tmp_path):
+    """MoNet's setting: the hallucination learns on a trained appearance
+    stream that training never changes (weights, BN statistics)."""
+    source = appearance_model(seed=3)
+    ckpt = tmp_path / 'appearance.pth'
+    torch.save(dict(state_dict=source.state_dict()), ckpt)
+    model = build(
+        monet_late_cfg() | dict(
+            appearance_ckpt=str(ckpt), freeze_appearance=True))
+    own = {
+        k: v.clone()
+        for k, v in model.state_dict().items()
+        if k.startswith(('backbone.', 'cls_head.'))
+    }
+    assert own
+    for key, value in own.items():
+        assert torch.equal(value, source.state_dict()[key]), key
+    hallu_before = [p.clone() for p in model.hallu_head.parameters()]
+    model.train()
+    assert not model.backbone.training and not model.cls_head.training
+    assert model.hallu_head.training and model.hallu_cls_head.training
+    wrapper = OptimWrapper(torch.optim.Adam(model.parameters(), lr=1e-2))
+    for _ in range(2):
+        data = model.data_preprocessor(make_batch(num_segs=4), True)
+        losses = model(**data, mode='loss')
+        total, _ = model.parse_losses(losses)
+        wrapper.update_params(total)
+    for key, value in model.state_dict().items():
+        if key in own:
+            assert torch.equal(value, own[key]), f'{key} changed'
+    for (name, p), before in zip(model.hallu_head.named_parameters(),
+                                 hallu_before):
+        assert not torch.equal(p, before), f'hallu_head.{name} did not train'
+    # Without freezing, the same start trains the appearance stream too.
+    free = build(monet_late_cfg() | dict(appearance_ckpt=str(ckpt)))
+    free.train()
+    assert free.backbone.training
+    data = free.data_preprocessor(make_batch(num_segs=4), True)
+    total, _ = free.parse_losses(free(**data, mode='loss'))
+    total.backward()
+    assert all(p.grad is not None for p in free.backbone.parameters())
+
+
+def test_appearance_ckpt_errors(tmp_path):
+    missing = tmp_path / 'no.pth'
+    model = MODELS.build(monet_late_cfg() | dict(appearance_ckpt=str(missing)))
+    with pytest.raises(FileNotFoundError, match='appearance_ckpt not found'):
+        model.init_weights()
+    # A bare backbone leaves the appearance classifier random: refused.
+    backbone_only = tmp_path / 'backbone.pth'
+    state = appearance_model(seed=0).state_dict()
+    torch.save(
+        dict(state_dict={
+            k: v
+            for k, v in state.items() if k.startswith('backbone.')
+        }), backbone_only)
+    model = MODELS.build(
+        monet_late_cfg() | dict(appearance_ckpt=str(backbone_only)))
+    with pytest.raises(KeyError, match='lacks 2 of the 2 cls_head'):
+        model.init_weights()
+    # Another number of classes: a clear shape error.
+    other = tmp_path / 'other.pth'
+    state['cls_head.fc_cls.weight'] = torch.zeros(3, 512)
+    torch.save(dict(state_dict=state), other)
+    model = MODELS.build(monet_late_cfg() | dict(appearance_ckpt=str(other)))
+    with pytest.raises(ValueError, match='cls_head.fc_cls.weight'):
+        model.init_weights()
+    with pytest.raises(ValueError, match="freeze_appearance needs fusion"):
+        MODELS.build(hallucinet_cfg(freeze_appearance=True))
+
+
 def test_classifier_is_the_last_linear_module():
     """mmaction2's TSM optimizer constructor (fc_lr5) boosts the last
     Linear module: it must be the classifier, not the frozen teacher's."""
