@@ -76,9 +76,9 @@ def load(config: str, data: dict) -> Config:
     return cfg
 
 
-def classifier_weight(model) -> torch.Tensor:
-    """The last weight of cls_head (its classifier)."""
-    return [p for n, p in model.cls_head.named_parameters()
+def classifier_weight(head) -> torch.Tensor:
+    """The last weight of a head (its classifier)."""
+    return [p for n, p in head.named_parameters()
             if n.endswith('weight')][-1].detach().clone()
 
 
@@ -103,7 +103,12 @@ def test_config_trains_and_tests(config, config_data):
             else 'teacher_imgs'
         assert target in batch['inputs'], sorted(batch['inputs'])
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    before = classifier_weight(model)
+    # A frozen appearance stream (MoNet's setting) trains only the
+    # hallucinated stream's classifier.
+    frozen = cfg.model.get('freeze_appearance', False)
+    trained = model.hallu_cls_head if frozen else model.cls_head
+    before = classifier_weight(trained)
+    appearance = classifier_weight(model.cls_head)
     model.train()
     log_vars = model.train_step(batch, optim_wrapper)
     assert torch.isfinite(log_vars['loss_cls'])
@@ -112,8 +117,10 @@ def test_config_trains_and_tests(config, config_data):
         assert torch.isfinite(log_vars['loss_hallu'])
     else:
         assert 'loss_hallu' not in log_vars
-    assert not torch.equal(before, classifier_weight(model)), \
+    assert not torch.equal(before, classifier_weight(trained)), \
         'the step did not update the classifier'
+    if frozen:
+        assert torch.equal(appearance, classifier_weight(model.cls_head))
 
     test_loader = Runner.build_dataloader(cfg.test_dataloader, seed=0)
     batch = next(iter(test_loader))
