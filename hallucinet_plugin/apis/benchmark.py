@@ -318,6 +318,10 @@ def _describe_teacher(cfg) -> str:
     name = str(backbone.get('type', cfg.get('type', 'teacher')))
     if 'depth' in backbone:
         name += f'-{backbone["depth"]}'
+    if backbone.get('stage_blocks'):
+        # A depth with fewer blocks per stage (the demo's tiny teacher).
+        blocks = '-'.join(str(b) for b in backbone['stage_blocks'])
+        name += f' (blocks {blocks})'
     return name
 
 

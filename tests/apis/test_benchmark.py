@@ -230,3 +230,13 @@ def test_paper_preset_plan():
     vanilla, hallucinet, teacher = jobs
     assert teacher.name == 'teacher ResNeXt3D-101'
     assert hallucinet.info['reference'] == vanilla.key
+
+
+def test_teacher_named_by_depth_and_blocks():
+    from hallucinet_plugin.apis.benchmark import _describe_teacher
+    assert _describe_teacher(dict(type='ResNet3d', depth=18)) == 'ResNet3d-18'
+    assert _describe_teacher(
+        dict(type='Recognizer3D',
+             backbone=dict(type='ResNet3d', depth=18,
+                           stage_blocks=(1, 1, 1, 1)))) == \
+        'ResNet3d-18 (blocks 1-1-1-1)'
