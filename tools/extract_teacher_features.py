@@ -7,6 +7,11 @@ Examples::
         configs/demo/hallucinet_resnet10t_r3d-tiny_adam-10e_demo.py \
         --out work_dirs/demo/teacher_bank.lmdb
 
+    # the training videos and the unlabelled ones of
+    # tools/train.py CONFIG --unlabelled LIST
+    python tools/extract_teacher_features.py CONFIG --out BANK \
+        --unlabelled LIST
+
     # 8 GPUs, each rank a shard of the videos, one store
     torchrun --nproc-per-node 8 tools/extract_teacher_features.py \
         CONFIG --out BANK --launcher pytorch
@@ -32,6 +37,10 @@ import hallucinet_plugin  # noqa: F401
 from hallucinet_plugin.apis.feature_bank import (
     DTYPES,
     extract_teacher_features,
+)
+from hallucinet_plugin.apis.runner import (
+    add_unlabelled_args,
+    apply_unlabelled_args,
 )
 
 
@@ -79,6 +88,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='override config settings, key=value')
     parser.add_argument(
         '--no-progress', action='store_true', help='hide the progress bar')
+    # The unlabelled videos of tools/train.py --unlabelled go into the bank
+    # with the train split's.
+    add_unlabelled_args(parser)
     return parser.parse_args(argv)
 
 
@@ -87,6 +99,7 @@ def main(argv=None) -> None:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    apply_unlabelled_args(cfg, args)
     if args.launcher != 'none':
         if torch.cuda.is_available():
             init_dist(args.launcher)

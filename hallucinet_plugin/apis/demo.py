@@ -17,14 +17,15 @@ import os
 import os.path as osp
 import pickle
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from tqdm import tqdm
+
+from ..utils.seed_statistics import difference_ci, seed_summary
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_DIR = osp.join(REPO, 'configs', 'demo')
@@ -37,6 +38,11 @@ TEACHER_CONFIG = osp.join(CONFIG_DIR,
 STUDENTS = {
     'vanilla': ('vanilla_resnet10t_adam-10e_demo.py', False),
     'hallucinet': ('hallucinet_resnet10t_r3d-tiny_adam-10e_demo.py', True),
+    # The same config and labelled videos, plus hallucination on the
+    # teacher_train videos without their labels (tools/train.py
+    # --unlabelled, see UNLABELLED).
+    'hallucinet-unlabelled':
+    ('hallucinet_resnet10t_r3d-tiny_adam-10e_demo.py', True),
     'hallucinet-direct':
     ('hallucinet-direct_resnet10t_r3d-tiny_adam-10e_demo.py', True),
     'hallucinet-2f': ('hallucinet-2f_resnet10t_r3d-tiny_adam-10e_demo.py',
@@ -47,7 +53,12 @@ STUDENTS = {
     'monet-appearance': ('monet-appearance_resnet10t_adam-10e_demo.py',
                          False),
 }
-OPTIONAL_STUDENTS = ('monet', 'monet-appearance')
+OPTIONAL_STUDENTS = ('hallucinet-direct', 'hallucinet-2f', 'monet',
+                     'monet-appearance')
+# Students that also hallucinate on the teacher_train videos, read without
+# their labels (--unlabelled-ratio of them per labelled video in a batch).
+UNLABELLED = ('hallucinet-unlabelled', )
+UNLABELLED_LIST = 'teacher_train_list.txt'
 # A student that starts from another's trained appearance stream, seed by
 # seed (model.appearance_ckpt): MoNet learns its hallucination on the fixed
 # appearance stream of the appearance-only baseline, as in the paper.
@@ -87,6 +98,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         choices=list(STUDENTS),
         help='student models to train (monet brings in monet-appearance, '
         'whose trained appearance stream it starts from)')
+    parser.add_argument(
+        '--unlabelled-ratio',
+        type=float,
+        default=2.0,
+        help='unlabelled videos per labelled one in the batches of '
+        'hallucinet-unlabelled (tools/train.py --unlabelled-ratio)')
     parser.add_argument(
         '--online-teacher',
         action='store_true',
@@ -219,12 +236,26 @@ class Demo:
         shutil.copyfile(last, ckpt)
         return ckpt
 
+    def unlabelled_args(self, names: Sequence[str]) -> List[str]:
+        """tools/train.py's switch to the teacher_train videos, unlabelled
+        (their labels never read), when one of ``names`` uses them."""
+        if not set(names) & set(UNLABELLED):
+            return []
+        return [
+            '--unlabelled',
+            osp.join(self.data_root, UNLABELLED_LIST), '--unlabelled-ratio',
+            str(self.args.unlabelled_ratio), '--unlabelled-ignore-labels'
+        ]
+
     def extract_bank(self, teacher_ckpt: str) -> None:
+        """The bank of the labelled videos, and of the unlabelled ones
+        when a student hallucinates on them."""
         config = osp.join(CONFIG_DIR, STUDENTS['hallucinet'][0])
         self.run('feature bank', 'tools/extract_teacher_features.py', config,
                  '--out', self.bank, '--splits', 'train', '--workers', '2',
-                 '--cfg-options',
-                 f'model.teacher_ckpt={teacher_ckpt}', *self.data_options())
+                 *self.unlabelled_args(self.args.models),
+                 '--cfg-options', f'model.teacher_ckpt={teacher_ckpt}',
+                 *self.data_options())
 
     @staticmethod
     def student_config(name: str) -> str:
@@ -262,6 +293,7 @@ class Demo:
             opts.append(f'model.appearance_ckpt={appearance_ckpt}')
         self.run(f'{name} seed {seed}', 'tools/train.py', config,
                  '--work-dir', work_dir, '--seed', str(seed), *bank,
+                 *self.unlabelled_args([name]),
                  '--cfg-options', *opts, log=log)
         with open(osp.join(work_dir, 'last_checkpoint')) as f:
             ckpt = f.read().strip()
@@ -413,27 +445,34 @@ def read_curves(work_dir: str) -> Dict[str, List]:
     return curves
 
 
-def _mean_std(values: List[float]) -> Dict[str, float]:
-    return dict(
-        mean=statistics.mean(values),
-        std=statistics.stdev(values) if len(values) > 1 else 0.0,
-        values=values)
+def baseline_of(name: str, names: List[str]) -> Optional[str]:
+    """The row a model is compared with: MoNet rows with the appearance
+    stream they start from, the others with the vanilla student."""
+    model = name.split(' ')[0]
+    base = APPEARANCE_FROM.get(model, 'vanilla')
+    return base if base in names and base != name else None
 
 
 def summarize(runs: Dict, teacher_top1: float, dataset: Dict, cost: Dict,
               timings: Dict, elapsed: float, command: str) -> Dict:
     models = {}
     for name, seeds in runs.items():
-        entry = dict(top1=_mean_std([r['top1'] for r in seeds]))
+        entry = dict(top1=seed_summary([r['top1'] for r in seeds]))
+        base = baseline_of(name, list(runs))
+        if base is not None:
+            entry['baseline'] = base
+            entry['top1_diff'] = difference_ci(
+                entry['top1']['values'], [r['top1'] for r in runs[base]])
         final = [
             r['curves']['loss_hallu'][-1] for r in seeds
             if r['curves']['loss_hallu'] and
             r['curves']['loss_hallu'][-1] is not None
         ]
         if final:
-            entry['final_loss_hallu'] = _mean_std(final)
+            entry['final_loss_hallu'] = seed_summary(final)
         models[name] = entry
     splits = dataset.get('splits', {})
+    unlabelled = any(name in UNLABELLED for name in runs)
     return dict(
         command=command,
         teacher_top1=teacher_top1,
@@ -441,6 +480,8 @@ def summarize(runs: Dict, teacher_top1: float, dataset: Dict, cost: Dict,
         dataset=dict(
             labelled_train_videos=splits['train']['num_videos'],
             teacher_train_videos=splits['teacher_train']['num_videos'],
+            unlabelled_videos=splits['teacher_train']['num_videos']
+            if unlabelled else 0,
             val_videos=splits['val']['num_videos'],
             single_frame_upper_bound=dataset.get('single_frame_upper_bound')),
         cost=cost,
@@ -448,36 +489,64 @@ def summarize(runs: Dict, teacher_top1: float, dataset: Dict, cost: Dict,
         elapsed_s=elapsed)
 
 
+def _signed(value: float) -> str:
+    return f'{value:+.1f}'
+
+
 def markdown_table(results: Dict) -> str:
     data = results['dataset']
+    models = results['models']
+    num_seeds = len(next(iter(models.values()))['top1']['values'])
+    unlabelled = [m for m in models if m in UNLABELLED]
+    extra = ''
+    if unlabelled:
+        extra = (f" ({', '.join(unlabelled)}: also "
+                 f"{data['unlabelled_videos']} unlabelled videos, the "
+                 "teacher's, their labels never read)")
     lines = [
         f"Demo: students trained on {data['labelled_train_videos']} "
-        f"labelled videos, teacher on {data['teacher_train_videos']}, "
-        f"evaluated on {data['val_videos']} (top-1 %, mean +- std over "
-        f"{len(next(iter(results['models'].values()))['top1']['values'])} "
-        'seeds).', '',
-        '| model | top-1 (%) | seeds | final loss_hallu | GFLOPs/clip | '
-        'params (M) | CPU latency (ms, batch 1) |',
-        '| --- | --- | --- | --- | --- | --- | --- |'
+        f'labelled videos{extra}, teacher on '
+        f"{data['teacher_train_videos']}, evaluated on "
+        f"{data['val_videos']} (top-1 %, mean +- std over {num_seeds} "
+        "seeds; difference to the baseline with Welch's 95% confidence "
+        'interval over seeds).', '',
+        '| model | top-1 (%) | seeds | difference (95% CI) | '
+        'final loss_hallu | GFLOPs/clip | params (M) | '
+        'CPU latency (ms, batch 1) |',
+        '| --- | --- | --- | --- | --- | --- | --- | --- |'
     ]
     cost = results['cost']
     teacher = cost.get('teacher', {})
     lines.append(f"| 3D teacher (16 frames) | {results['teacher_top1']:.1f} "
-                 f"| 1 | - | {teacher.get('gflops', 0):.3f} | "
+                 f"| 1 | - | - | {teacher.get('gflops', 0):.3f} | "
                  f"{teacher.get('params_m', 0):.2f} | "
                  f"{teacher.get('median_ms', 0):.2f} |")
-    for name, entry in results['models'].items():
+    notes = []
+    for name, entry in models.items():
         top1 = entry['top1']
         seeds = ', '.join(f'{v:.1f}' for v in top1['values'])
+        diff = entry.get('top1_diff')
+        shown = '-'
+        if diff is not None:
+            shown = f"{_signed(diff['diff'])} vs {entry['baseline']}"
+            if diff['low'] is not None:
+                shown += f" [{_signed(diff['low'])}, " \
+                    f"{_signed(diff['high'])}]"
+                if not diff['excludes_zero']:
+                    notes.append(
+                        f"- {name}: the interval includes 0, so these "
+                        f"{num_seeds} seeds do not show a difference to "
+                        f"{entry['baseline']}.")
         hallu = entry.get('final_loss_hallu')
         hallu = f"{hallu['mean']:.4f}" if hallu else '-'
         c = cost.get(name, {})
         lines.append(f"| {name} | {top1['mean']:.1f} +- {top1['std']:.1f} | "
-                     f"{seeds} | {hallu} | {c.get('gflops', 0):.3f} | "
+                     f"{seeds} | {shown} | {hallu} | "
+                     f"{c.get('gflops', 0):.3f} | "
                      f"{c.get('params_m', 0):.2f} | "
                      f"{c.get('median_ms', 0):.2f} |")
-    lines += [
-        '', f"Command: `{results['command']}` "
+    lines += [''] + notes + ([''] if notes else []) + [
+        f"Command: `{results['command']}` "
         f"({results['elapsed_s'] / 60:.1f} min)."
     ]
     return '\n'.join(lines)

@@ -351,7 +351,8 @@ class FeatureBank:
             raise KeyError(
                 f'video {key!r} is not in the teacher feature bank '
                 f'{self.path}; extract it with tools/extract_teacher_'
-                'features.py (--splits naming its split)')
+                'features.py (--splits naming its split, --unlabelled '
+                'LIST for unlabelled videos)')
         return decode_track(value, self.meta['dtype'], f'{self.path}[{key}]')
 
     def get(self, key: str) -> Tuple[int, np.ndarray]:
@@ -687,6 +688,18 @@ def _innermost_dataset(dataset: Dict, where: str) -> Dict:
     return dataset
 
 
+def _pipeline_datasets(dataset: Dict) -> List[Dict]:
+    """Every dataset config with a pipeline inside ``dataset`` (itself,
+    or the datasets that wrappers and ``ConcatDataset`` hold), to be edited
+    in place."""
+    if 'pipeline' in dataset:
+        return [dataset]
+    inner = list(dataset.get('datasets') or [])
+    if dataset.get('dataset') is not None:
+        inner.append(dataset['dataset'])
+    return [d for ds in inner for d in _pipeline_datasets(ds)]
+
+
 def _dataset_pipeline(dataset: Dict, where: str) -> List[Dict]:
     """The pipeline of a (possibly wrapped) dataset config."""
     return list(_innermost_dataset(dataset, where)['pipeline'])
@@ -807,40 +820,9 @@ def bank_settings(cfg: Union[PathLike, Config],
         _preprocessor=norm)
 
 
-def use_teacher_bank(cfg: Config, store: str) -> Config:
-    """Switch an online-teacher HalluciNet config to its feature bank.
-
-    What ``tools/train.py CONFIG --teacher-bank STORE`` does, so every
-    HalluciNet config (the repository's and users' own) has a bank variant
-    without a second file. In the train pipeline, the sampler stops adding
-    the teacher's frames, :class:`LoadTeacherFeatures` (reading ``store``,
-    with the sampler's clip length) follows it, the teacher view is no
-    longer made, and ``teacher_feats`` is packed instead of
-    ``teacher_imgs``; the model's teacher and checkpoint are unset, so the
-    teacher is not even built. Validation and test pipelines, which never
-    ran the teacher, are unchanged. Build the store from the same config
-    with ``tools/extract_teacher_features.py``.
-
-    Args:
-        cfg (Config): An online-teacher config, edited in place.
-        store (str): The feature store (an LMDB directory).
-
-    Returns:
-        Config: ``cfg``.
-    """
-    where = cfg.filename or 'config'
-    model = cfg.get('model') or {}
-    if model.get('teacher') is None:
-        raise ValueError(
-            f'{where}: model.teacher is not set, so there is no online '
-            'teacher for --teacher-bank to replace (is this already a '
-            '-bank config, or not a HalluciNet config?)')
-    if not osp.isdir(store):
-        raise FileNotFoundError(
-            f'teacher feature bank not found: {store}; build it with '
-            f'tools/extract_teacher_features.py {where} --out {store}')
-    init_default_scope(cfg.get('default_scope', 'mmaction'))
-    dataset = _innermost_dataset(cfg.train_dataloader.dataset, where)
+def _read_bank_in(dataset: Dict, store: str, where: str) -> None:
+    """Switch one train dataset config's pipeline from the teacher view to
+    the bank (see :func:`use_teacher_bank`), in place."""
     pipeline = dataset['pipeline']
     prefix = dataset.get('data_prefix') or {}
     if prefix.get('img') and not prefix.get('video'):
@@ -876,6 +858,45 @@ def use_teacher_bank(cfg: Config, store: str) -> Config:
     if 'frame_interval' in sampler:
         load['frame_interval'] = sampler['frame_interval']
     pipeline.insert(i_sampler + 1, load)
+
+
+def use_teacher_bank(cfg: Config, store: str) -> Config:
+    """Switch an online-teacher HalluciNet config to its feature bank.
+
+    What ``tools/train.py CONFIG --teacher-bank STORE`` does, so every
+    HalluciNet config (the repository's and users' own) has a bank variant
+    without a second file. In the train pipeline, the sampler stops adding
+    the teacher's frames, :class:`LoadTeacherFeatures` (reading ``store``,
+    with the sampler's clip length) follows it, the teacher view is no
+    longer made, and ``teacher_feats`` is packed instead of
+    ``teacher_imgs``; the model's teacher and checkpoint are unset, so the
+    teacher is not even built. Validation and test pipelines, which never
+    ran the teacher, are unchanged. Build the store from the same config
+    with ``tools/extract_teacher_features.py``.
+
+    Args:
+        cfg (Config): An online-teacher config, edited in place.
+        store (str): The feature store (an LMDB directory).
+
+    Returns:
+        Config: ``cfg``.
+    """
+    where = cfg.filename or 'config'
+    model = cfg.get('model') or {}
+    if model.get('teacher') is None:
+        raise ValueError(
+            f'{where}: model.teacher is not set, so there is no online '
+            'teacher for --teacher-bank to replace (is this already a '
+            '-bank config, or not a HalluciNet config?)')
+    if not osp.isdir(store):
+        raise FileNotFoundError(
+            f'teacher feature bank not found: {store}; build it with '
+            f'tools/extract_teacher_features.py {where} --out {store}')
+    init_default_scope(cfg.get('default_scope', 'mmaction'))
+    # Every dataset of the train set: a ConcatDataset of labelled and
+    # unlabelled videos (--unlabelled) reads the bank in both.
+    for dataset in _pipeline_datasets(cfg.train_dataloader.dataset):
+        _read_bank_in(dataset, store, where)
     model['teacher'] = None
     model['teacher_ckpt'] = None
     cfg.teacher_bank = store

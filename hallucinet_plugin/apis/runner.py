@@ -2,7 +2,8 @@
 
 Same interface as mmaction2's own tools (``CONFIG``, ``--work-dir``,
 ``--resume [CKPT]``, ``--amp``, ``--cfg-options``, ``--launcher``; for test
-``CHECKPOINT`` and ``--dump``). The plugin is imported first, so its configs
+``CHECKPOINT`` and ``--dump``), plus the plugin's switches ``--teacher-bank``
+and ``--unlabelled``. The plugin is imported first, so its configs
 work without ``custom_imports`` and checkpoints load with
 ``weights_only=True`` (see :mod:`hallucinet_plugin.utils.checkpoint`).
 """
@@ -20,6 +21,7 @@ from mmengine.runner import Runner
 
 import hallucinet_plugin  # noqa: F401
 from hallucinet_plugin.apis.feature_bank import use_teacher_bank
+from hallucinet_plugin.apis.unlabelled import use_unlabelled
 
 
 def _common_args(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +81,47 @@ def parse_train_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='train a HalluciNet config from its teacher feature bank '
         '(built with tools/extract_teacher_features.py) instead of running '
         'the teacher online')
+    add_unlabelled_args(parser)
     return parser.parse_args(argv)
+
+
+def add_unlabelled_args(parser: argparse.ArgumentParser) -> None:
+    """``--unlabelled LIST [--unlabelled-ratio R]
+    [--unlabelled-ignore-labels] [--unlabelled-prefix DIR]``, of
+    tools/train.py and tools/extract_teacher_features.py."""
+    parser.add_argument(
+        '--unlabelled',
+        metavar='LIST',
+        help='also train the hallucination loss on these unlabelled videos '
+        '(a path per line, relative to the train videos\' data_prefix): '
+        'each batch adds R unlabelled samples per labelled one')
+    parser.add_argument(
+        '--unlabelled-ratio',
+        metavar='R',
+        type=float,
+        default=1.0,
+        help='unlabelled samples per labelled sample in a batch (default 1)')
+    parser.add_argument(
+        '--unlabelled-ignore-labels',
+        action='store_true',
+        help='the --unlabelled list is a labelled list ("<path> <label>"); '
+        'use its videos without ever reading the labels')
+    parser.add_argument(
+        '--unlabelled-prefix',
+        metavar='DIR',
+        help='folder the --unlabelled paths are relative to (default: the '
+        "train videos' data_prefix)")
+
+
+def apply_unlabelled_args(cfg: Config, args: argparse.Namespace) -> None:
+    """Apply the ``--unlabelled`` options (see :func:`use_unlabelled`)."""
+    if args.unlabelled is None:
+        if args.unlabelled_ignore_labels or args.unlabelled_prefix:
+            raise ValueError('--unlabelled-ignore-labels and '
+                             '--unlabelled-prefix need --unlabelled')
+        return
+    use_unlabelled(cfg, args.unlabelled, args.unlabelled_ratio,
+                   args.unlabelled_ignore_labels, args.unlabelled_prefix)
 
 
 def _work_dir(cfg: Config, args: argparse.Namespace) -> str:
@@ -98,6 +140,7 @@ def build_train_config(args: argparse.Namespace) -> Config:
         cfg.merge_from_dict(args.cfg_options)
     if args.teacher_bank is not None:
         use_teacher_bank(cfg, args.teacher_bank)
+    apply_unlabelled_args(cfg, args)
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.launcher = args.launcher

@@ -32,7 +32,8 @@ class HalluVideoDataset(VideoDataset):
       int()`` or ``too many values to unpack`` without a line, or, for an
       out-of-range label, trains until the loss fails (on GPU, a device
       assert). Blank lines are ignored. Unlabelled lists (a path per line,
-      label -1 as in ``VideoDataset``) are accepted in ``test_mode`` only;
+      label -1 as in ``VideoDataset``) are accepted in ``test_mode``, and
+      in training with ``unlabelled=True``;
     - with ``check_files``, every local video must exist; the missing ones
       are listed with their lines.
 
@@ -46,7 +47,16 @@ class HalluVideoDataset(VideoDataset):
       :class:`~hallucinet_plugin.datasets.transforms.VideoReadError`
       that names the file themselves;
     - every packed sample's metainfo gets ``filename`` and ``ann_line``, so
-      hooks (``FiniteLossHook``) and dumped predictions can name the video.
+      hooks (``FiniteLossHook``) and dumped predictions can name the video;
+      with ``unlabelled=True`` also ``labelled=False``, which tells
+      :class:`HalluciNet` to train the sample on the hallucination loss
+      only.
+
+    Unlabelled videos (``unlabelled=True``) are the hallucination loss's
+    extra data: its target is the frozen teacher's representation, no
+    label. Mix them into labelled batches with a ``ConcatDataset`` and
+    :class:`MixedSourceSampler` (``tools/train.py --unlabelled LIST`` writes
+    that config).
 
     Args:
         ann_file (str): The annotation list.
@@ -68,6 +78,14 @@ class HalluVideoDataset(VideoDataset):
             (``RuntimeError``) once more than this fraction of the
             dataset's videos turned out unreadable in this process: a wrong
             ``data_prefix`` or a broken disk, not a few bad downloads.
+        unlabelled (bool): Every video is unlabelled, in training too: the
+            list holds one path per line (a line with a label is refused,
+            unless ``ignore_labels``), each sample gets label -1 and
+            ``labelled=False`` in its metainfo.
+        ignore_labels (bool): With ``unlabelled``, accept a labelled list
+            (e.g. Kinetics' ``<path> <label>`` list used as unlabelled
+            video) and never read its labels: the columns after the path
+            are not parsed.
         **kwargs: The other arguments of ``VideoDataset``.
     """
 
@@ -79,6 +97,8 @@ class HalluVideoDataset(VideoDataset):
                  check_files: bool = True,
                  skip_unreadable: bool = False,
                  max_unreadable_ratio: float = 0.5,
+                 unlabelled: bool = False,
+                 ignore_labels: bool = False,
                  **kwargs) -> None:
         if num_classes is not None and num_classes < 1:
             raise ValueError(f'num_classes must be positive, got '
@@ -86,6 +106,16 @@ class HalluVideoDataset(VideoDataset):
         if not 0 <= max_unreadable_ratio <= 1:
             raise ValueError('max_unreadable_ratio must lie in [0, 1], got '
                              f'{max_unreadable_ratio}')
+        if ignore_labels and not unlabelled:
+            raise ValueError(f'{ann_file}: ignore_labels=True needs '
+                             'unlabelled=True (it drops the labels of a '
+                             'list used as unlabelled videos)')
+        if unlabelled and kwargs.get('multi_class'):
+            raise ValueError(f'{ann_file}: unlabelled=True has no classes; '
+                             'drop multi_class (with ignore_labels=True a '
+                             'multi-label list is read as unlabelled)')
+        self.unlabelled = unlabelled
+        self.ignore_labels = ignore_labels
         self.check_files = check_files
         self.skip_unreadable = skip_unreadable
         self.max_unreadable_ratio = max_unreadable_ratio
@@ -108,7 +138,17 @@ class HalluVideoDataset(VideoDataset):
 
     def _parse_line(self, fields: List[str]) -> Dict:
         """One line's sample; raises ValueError saying what is wrong."""
-        if self.multi_class:
+        if self.unlabelled:
+            if len(fields) > 1 and not self.ignore_labels:
+                raise ValueError(
+                    f'expected "<path>" in an unlabelled list, got '
+                    f'{len(fields)} columns (a labelled list? set '
+                    'ignore_labels=True, tools/train.py '
+                    '--unlabelled-ignore-labels, to use it without its '
+                    'labels; a path with spaces? set the delimiter)')
+            # The columns after the path are never read.
+            fields = fields[:1]
+        elif self.multi_class:
             if len(fields) < 2:
                 raise ValueError(f'expected "<path> <label> [<label> ...]", '
                                  f'got {len(fields)} column(s)')
@@ -160,7 +200,7 @@ class HalluVideoDataset(VideoDataset):
             info['ann_line'] = number
             data_list.append(info)
         labelled = [info['label'] != -1 for info in data_list]
-        if not errors and not all(labelled):
+        if not errors and not all(labelled) and not self.unlabelled:
             if any(labelled):
                 errors.append(
                     f'{labelled.count(False)} lines without a label among '
@@ -238,7 +278,10 @@ class HalluVideoDataset(VideoDataset):
         samples = data.get('data_samples') if isinstance(data, dict) \
             else None
         if samples is not None and hasattr(samples, 'set_metainfo'):
-            samples.set_metainfo(dict(filename=filename, ann_line=line))
+            meta = dict(filename=filename, ann_line=line)
+            if self.unlabelled:
+                meta['labelled'] = False
+            samples.set_metainfo(meta)
         return data
 
     def _skip(self, filename: str, err: VideoReadError) -> None:

@@ -205,11 +205,19 @@ def shrink_pipeline(pipeline: List[Dict]) -> List[Dict]:
     return out
 
 
+def leaf_datasets(dataset: Dict) -> List[Dict]:
+    """The innermost dataset configs of wrappers (RepeatDataset, ...) and
+    of a ConcatDataset (labelled and unlabelled videos)."""
+    if 'pipeline' in dataset:
+        return [dataset]
+    inner = list(dataset.get('datasets') or []) + (
+        [dataset['dataset']] if 'dataset' in dataset else [])
+    return [d for ds in inner for d in leaf_datasets(ds)]
+
+
 def leaf_dataset(dataset: Dict) -> Dict:
-    """The innermost dataset config of wrappers (RepeatDataset, ...)."""
-    while 'pipeline' not in dataset and 'dataset' in dataset:
-        dataset = dataset['dataset']
-    return dataset
+    """The (first) innermost dataset config."""
+    return leaf_datasets(dataset)[0]
 
 
 def segments(pipeline: List[Dict]) -> int:
@@ -232,36 +240,50 @@ def point_at(cfg,
         loader = cfg.get(f'{split}_dataloader')
         if loader is None:
             continue
-        dataset = leaf_dataset(loader['dataset'])
+        datasets = leaf_datasets(loader['dataset'])
         size = batch_size
-        if split == 'train' and segments(dataset['pipeline']) > 1:
+        if split == 'train' and segments(datasets[0]['pipeline']) > 1:
             size = multi_segment_train_batch_size
         loader.update(batch_size=size, num_workers=0, persistent_workers=False)
-        if dataset['type'] == 'RawframeDataset':
-            make = flow_frames if dataset.get('modality') == 'Flow' \
-                else rawframes
-            frames = make(data, dataset.get('filename_tmpl',
-                                            'img_{:05}.jpg'),
-                          dataset.get('start_index', 1))
-            dataset['ann_file'] = frames['ann_file']
-            dataset['data_prefix'] = dict(img=frames['root'])
-        else:
-            dataset['ann_file'] = data['ann_file']
-            dataset['data_prefix'] = dict(video=data['video_dir'])
-        root = next(iter(dataset['data_prefix'].values()))
-        pipeline = shrink_pipeline(dataset['pipeline'])
-        for t in pipeline:
-            if t['type'] == 'LoadFlowClips':
-                t['flow_root'] = flow_frames(
-                    data, t.get('filename_tmpl', 'flow_{}_{:05d}.jpg'),
-                    t.get('start_index', 1))['root']
-                t['data_prefix'] = root
-            if t['type'] == 'LoadTeacherFeatures':
-                sampler = next(
-                    s for s in pipeline if s['type'] == 'HalluSampleFrames')
-                t['store'] = teacher_bank(
-                    data, cfg.model['hallu_head']['out_channels'],
-                    sampler.get('clip_len', 16),
-                    sampler.get('frame_interval', 1))
-                t['data_prefix'] = root
-        dataset['pipeline'] = pipeline
+        sampler = loader.get('sampler') or {}
+        if sampler.get('type') == 'MixedSourceSampler':
+            # Labelled and unlabelled videos: as many of each.
+            loader.batch_size = size * len(datasets)
+            sampler.update(
+                batch_size=size * len(datasets),
+                source_ratio=[1] * len(datasets))
+        for dataset in datasets:
+            _point_dataset_at(cfg, dataset, data)
+
+
+def _point_dataset_at(cfg, dataset: Dict, data: Dict) -> None:
+    """One dataset config at the generated data, with small inputs; a
+    feature bank where its pipeline reads one."""
+    if dataset['type'] == 'RawframeDataset':
+        make = flow_frames if dataset.get('modality') == 'Flow' \
+            else rawframes
+        frames = make(data, dataset.get('filename_tmpl',
+                                        'img_{:05}.jpg'),
+                      dataset.get('start_index', 1))
+        dataset['ann_file'] = frames['ann_file']
+        dataset['data_prefix'] = dict(img=frames['root'])
+    else:
+        dataset['ann_file'] = data['ann_file']
+        dataset['data_prefix'] = dict(video=data['video_dir'])
+    root = next(iter(dataset['data_prefix'].values()))
+    pipeline = shrink_pipeline(dataset['pipeline'])
+    for t in pipeline:
+        if t['type'] == 'LoadFlowClips':
+            t['flow_root'] = flow_frames(
+                data, t.get('filename_tmpl', 'flow_{}_{:05d}.jpg'),
+                t.get('start_index', 1))['root']
+            t['data_prefix'] = root
+        if t['type'] == 'LoadTeacherFeatures':
+            sampler = next(
+                s for s in pipeline if s['type'] == 'HalluSampleFrames')
+            t['store'] = teacher_bank(
+                data, cfg.model['hallu_head']['out_channels'],
+                sampler.get('clip_len', 16),
+                sampler.get('frame_interval', 1))
+            t['data_prefix'] = root
+    dataset['pipeline'] = pipeline

@@ -5,7 +5,9 @@ small generated videos with its own pipelines.
 Each config is loaded with mmengine, pointed at the generated data, kept
 offline (no pretrained downloads, no teacher checkpoint: a randomly
 initialised teacher; feature-bank configs read a generated bank), and its
-input sizes shrunk; the networks are the configs' own. New configs are
+input sizes shrunk; the networks are the configs' own. Every HalluciNet
+config also trains a step on labelled plus unlabelled videos
+(``--unlabelled``). New configs are
 picked up by the glob (except folders with a sweep of their own, see
 SWEPT_ELSEWHERE). A config that resolves to exactly the same settings as
 one before it (an alias) is checked for that and not run twice.
@@ -23,6 +25,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmengine.utils import import_modules_from_strings
 
+from hallucinet_plugin.apis.unlabelled import use_unlabelled
 from hallucinet_plugin.utils import get_pred_score
 from tests.configs.config_utils import make_config_data, offline, point_at
 from tests.conftest import REPO
@@ -135,3 +138,47 @@ def test_config_trains_and_tests(config, config_data):
         assert torch.isfinite(score).all()
         if cfg.model.cls_head.get('average_clips') == 'prob':
             assert torch.allclose(score.sum(), torch.tensor(1.), atol=1e-4)
+
+
+def hallucinates(config: str) -> bool:
+    return Config.fromfile(osp.join(REPO, config)).model.get(
+        'hallu_head') is not None
+
+
+@pytest.mark.parametrize('config', [c for c in CONFIGS if hallucinates(c)])
+def test_config_trains_on_unlabelled_videos(config, config_data, tmp_path):
+    """``tools/train.py CONFIG --unlabelled LIST`` on every HalluciNet
+    config: batches of labelled and unlabelled videos, one real training
+    step; the classifier learns from the labelled ones, the hallucination
+    from all (its unlabelled part logged apart)."""
+    earlier = CONFIGS[:CONFIGS.index(config)]
+    if any(resolved(c) == resolved(config) for c in earlier):
+        return  # an alias: the identical config before it ran
+    torch.manual_seed(0)
+    cfg = load(config, config_data)
+    unlabelled = tmp_path / 'unlabelled.txt'
+    with open(config_data['ann_file']) as f:
+        unlabelled.write_text(''.join(
+            line.split()[0] + '\n' for line in f))
+    if cfg.train_dataloader.dataset.get('data_prefix', {}).get('img'):
+        with pytest.raises(ValueError, match='frame folders'):
+            use_unlabelled(cfg, str(unlabelled))
+        return
+    if cfg.train_dataloader.sampler.type == 'MixedSourceSampler':
+        # Written out already (test_config_trains_and_tests runs it).
+        with pytest.raises(ValueError, match='already mixes'):
+            use_unlabelled(cfg, str(unlabelled))
+        return
+    num_labelled = cfg.train_dataloader.batch_size
+    use_unlabelled(cfg, str(unlabelled), ratio=1)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
+    batch = next(iter(loader))
+    flags = model.labelled_samples(batch['data_samples'])
+    assert flags == [True] * num_labelled + [False] * num_labelled
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    model.train()
+    log_vars = model.train_step(batch, optim_wrapper)
+    for key in ('loss_cls', 'loss_hallu', 'hallu_unlabelled'):
+        assert torch.isfinite(log_vars[key]), key

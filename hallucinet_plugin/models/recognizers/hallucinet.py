@@ -1,6 +1,6 @@
 import copy
 import os.path as osp
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -581,6 +581,9 @@ class HalluciNet(Recognizer2D):
                         'per student segment (HalluSampleFrames '
                         'num_segments, frames_per_segment)')
                 loss_aux = self.hallu_head.loss(hallu, target, num_segs)
+                loss_aux.update(
+                    self._unlabelled_hallu_loss(hallu, target, num_segs,
+                                                data_samples))
         # [N * S, C'] -> [N * S, C', 1, 1], the layout 2D heads pool.
         x = self.fuse(feats, hallu)[..., None, None]
         kwargs['loss_aux'] = loss_aux
@@ -613,15 +616,82 @@ class HalluciNet(Recognizer2D):
         ]
         return (weights[0] * scores[0] + weights[1] * scores[1]) / sum(weights)
 
+    # ---------------------------------------------- labelled / unlabelled
+    @staticmethod
+    def labelled_samples(data_samples: SampleList) -> List[bool]:
+        """Which samples have a label: all but those whose metainfo says
+        ``labelled=False`` (``HalluVideoDataset(unlabelled=True)``)."""
+        return [
+            sample.metainfo.get('labelled', True) is not False
+            for sample in data_samples
+        ]
+
+    def _unlabelled_hallu_loss(self, hallu: torch.Tensor,
+                               target: torch.Tensor, num_segs: int,
+                               data_samples: SampleList) -> Dict:
+        """The hallucination loss of the unlabelled samples alone, for the
+        log: ``loss_hallu`` -> ``hallu_unlabelled`` (no ``loss`` in the
+        name, so it is not added to the total a second time)."""
+        labelled = self.labelled_samples(data_samples)
+        if all(labelled):
+            return {}
+        # [N * S] rows, S per sample, samples in order.
+        rows = torch.tensor(labelled, device=hallu.device).logical_not()
+        rows = rows.repeat_interleave(len(hallu) // len(data_samples))
+        with torch.no_grad():
+            part = self.hallu_head.loss(hallu[rows], target[rows], num_segs)
+        return {
+            f'{key[len("loss_"):] if key.startswith("loss_") else key}'
+            '_unlabelled': value.detach()
+            for key, value in part.items()
+        }
+
+    @staticmethod
+    def _labelled_head_loss(head: nn.Module, x: torch.Tensor,
+                            data_samples: SampleList, labelled: List[bool],
+                            **kwargs) -> Dict:
+        """``head.loss`` on the labelled samples' rows of ``x`` only.
+
+        Unlabelled samples get no gradient from the classification loss,
+        and labelled ones exactly that of a batch of labelled samples
+        alone. A batch without a labelled sample gives a zero
+        ``loss_cls`` that still reaches every parameter of the head
+        (DDP expects a gradient for each).
+        """
+        if all(labelled):
+            return head.loss(x, data_samples, **kwargs)
+        keep = [i for i, flag in enumerate(labelled) if flag]
+        if not keep:
+            out = head(x, **kwargs)
+            return dict(loss_cls=sum(t.sum() for t in _tensors(out)) * 0.)
+        # [N * S, C, ...] -> [N, S, C, ...] -> the labelled samples' rows.
+        rows = x.reshape(len(data_samples), -1, *x.shape[1:])[keep]
+        return head.loss(
+            rows.flatten(0, 1), [data_samples[i] for i in keep], **kwargs)
+
     def loss(self, inputs, data_samples: SampleList, **kwargs) -> Dict:
-        if self.fusion != 'late':
-            return super().loss(inputs, data_samples, **kwargs)
-        (appearance, hallu), kwargs = self.extract_feat(
-            inputs, data_samples=data_samples)
-        losses = dict(kwargs.pop('loss_aux'))
-        losses.update(self.cls_head.loss(appearance, data_samples, **kwargs))
-        hallu_losses = self.hallu_cls_head.loss(hallu, data_samples, **kwargs)
-        losses.update({f'{k}_hallu': v for k, v in hallu_losses.items()})
+        """Losses: the hallucination loss on every sample, the
+        classification loss (and accuracy) on the labelled ones only.
+
+        With ``fusion='late'`` the hallucinated stream's classifier adds
+        its own terms with a ``_hallu`` suffix (``loss_cls_hallu``).
+        """
+        x, kwargs = self.extract_feat(inputs, data_samples=data_samples)
+        loss_aux = kwargs.pop('loss_aux', None) or {}
+        labelled = self.labelled_samples(data_samples)
+        # The order of the terms is the order of their sum (mmaction2's:
+        # classifier first; two streams: hallucination first).
+        streams = [('', self.cls_head, x)]
+        losses = {}
+        if self.fusion == 'late':
+            streams = [('', self.cls_head, x[0]),
+                       ('_hallu', self.hallu_cls_head, x[1])]
+            losses.update(loss_aux)
+        for suffix, head, feats in streams:
+            head_losses = self._labelled_head_loss(head, feats, data_samples,
+                                                   labelled, **kwargs)
+            losses.update({k + suffix: v for k, v in head_losses.items()})
+        losses.update(loss_aux)
         return losses
 
     def predict(self, inputs, data_samples: SampleList,
@@ -636,6 +706,18 @@ class HalluciNet(Recognizer2D):
             set_pred_score(sample, prob)
             set_pred_label(sample, prob.argmax(dim=-1, keepdim=True))
         return data_samples
+
+
+def _tensors(out) -> List[torch.Tensor]:
+    """The tensors of a head's output (a tensor, or tuples and dicts of
+    them, e.g. ``DiveLSTMHead``'s ``(logits, score)``)."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (tuple, list)):
+        return [t for o in out for t in _tensors(o)]
+    return []
 
 
 def _drop_teacher_state(module: HalluciNet, state_dict: Dict, prefix: str,

@@ -535,3 +535,127 @@ def test_classifier_is_the_last_linear_module():
     ]
     assert linears[-1] == 'cls_head.fc_cls'
     assert list(model._modules)[0] == 'teacher'
+
+
+# --------------------------------------------------- unlabelled samples
+def mark_unlabelled(samples, which):
+    for i in which:
+        samples[i].set_metainfo(dict(labelled=False))
+
+
+def lstm_cfg():
+    """The sparse-frame path: per-frame features into DiveLSTMHead."""
+    return hallucinet_cfg(
+        cls_head=dict(
+            type='DiveLSTMHead',
+            in_channels=512 + 64,
+            hidden_channels=16,
+            properties=dict(position=3),
+            with_score=True))
+
+
+def head_losses(model, inputs, samples):
+    """The losses, and the gradients the classification terms alone give
+    the parameters and the student frames."""
+    imgs = inputs['imgs'].detach().clone().requires_grad_()
+    model.zero_grad()
+    losses = model(dict(inputs, imgs=imgs), samples, mode='loss')
+    cls_terms = [k for k in losses if k.startswith('loss_')
+                 and not k.startswith('loss_hallu')]
+    sum(losses[k] for k in cls_terms).backward()
+    grads = {
+        n: p.grad.clone()
+        for n, p in model.named_parameters() if p.grad is not None
+    }
+    return losses, cls_terms, grads, imgs.grad
+
+
+@pytest.mark.parametrize('head', ['concat', 'late', 'lstm'])
+def test_classification_loss_sees_labelled_samples_only(head):
+    """A batch of labelled and unlabelled samples: the classification loss
+    and its gradients are exactly those of the labelled samples alone
+    (none reaches an unlabelled frame); the hallucination loss covers all
+    samples, and its unlabelled part is logged on its own."""
+    torch.manual_seed(0)
+    cfg = dict(concat=hallucinet_cfg, late=monet_late_cfg,
+               lstm=lstm_cfg)[head]()
+    model = build(cfg)
+    # Eval mode: BatchNorm's batch statistics and dropout would tie the
+    # samples of a batch together, whatever the loss.
+    model.eval()
+    batch = make_batch(num_segs=2, n=4)
+    if head == 'lstm':
+        for i, sample in enumerate(batch['data_samples']):
+            sample.set_metainfo(dict(dive_labels=dict(position=i % 3),
+                                     score=float(10 * i)))
+    unlabelled, labelled = [1, 2], [0, 3]
+    mark_unlabelled(batch['data_samples'], unlabelled)
+    inputs = model.data_preprocessor(batch, True)['inputs']
+    samples = batch['data_samples']
+    losses, terms, grads, frames = head_losses(model, inputs, samples)
+
+    # The labelled samples alone, without any unlabelled one.
+    alone = {k: v[labelled] for k, v in inputs.items()}
+    ref, ref_terms, ref_grads, ref_frames = head_losses(
+        model, alone, [samples[i] for i in labelled])
+    assert terms == ref_terms and len(terms) >= 1
+    if head == 'lstm':
+        # Unlabelled samples carry no dive_labels: any read would fail.
+        assert {'loss_position', 'loss_score'} <= set(terms)
+    for key in terms:
+        torch.testing.assert_close(losses[key], ref[key])
+    if 'top1_acc' in ref:
+        torch.testing.assert_close(losses['top1_acc'], ref['top1_acc'])
+    assert grads.keys() == ref_grads.keys()
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, ref_grads[name], msg=name)
+    # [N, S, C, H, W]: no gradient at all reaches unlabelled frames.
+    assert torch.count_nonzero(frames[unlabelled]) == 0
+    torch.testing.assert_close(frames[labelled], ref_frames)
+    assert torch.count_nonzero(frames[labelled]) > 0
+
+    # The hallucination loss: all samples, and the unlabelled ones apart.
+    with torch.no_grad():
+        feats, kwargs = model.extract_student_feat(inputs['imgs'])
+        hallu = model.hallucinate(feats, kwargs['num_segs'])
+        target = model.teacher_target(inputs)
+        rows = torch.arange(len(hallu)).view(4, -1)
+        part = rows[unlabelled].flatten()
+        every = model.hallu_head.loss(hallu, target, 2)
+        alone = model.hallu_head.loss(hallu[part], target[part], 2)
+    torch.testing.assert_close(losses['loss_hallu'], every['loss_hallu'])
+    torch.testing.assert_close(losses['hallu_unlabelled'],
+                               alone['loss_hallu'])
+    assert not losses['hallu_unlabelled'].requires_grad
+    # Logged, not added to the total a second time.
+    total, log_vars = model.parse_losses(losses)
+    assert 'hallu_unlabelled' in log_vars
+    torch.testing.assert_close(
+        total, sum(v for k, v in losses.items() if k.startswith('loss')))
+
+
+def test_batch_without_labelled_samples_still_trains():
+    torch.manual_seed(0)
+    model = build(hallucinet_cfg())
+    batch = make_batch(num_segs=2, n=2)
+    mark_unlabelled(batch['data_samples'], [0, 1])
+    model.train()
+    data = model.data_preprocessor(batch, True)
+    losses = model(**data, mode='loss')
+    assert losses['loss_cls'].item() == 0
+    assert losses['loss_hallu'].item() > 0
+    torch.testing.assert_close(losses['hallu_unlabelled'],
+                               losses['loss_hallu'].detach())
+    total, _ = model.parse_losses(losses)
+    total.backward()
+    # Every trainable parameter gets a gradient (DDP needs one for each);
+    # the classifier's is zero, the hallucination's is not.
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            assert param.grad is not None, name
+    assert all(torch.count_nonzero(p.grad) == 0
+               for p in model.cls_head.parameters())
+    assert any(torch.count_nonzero(p.grad) > 0
+               for p in model.hallu_head.parameters())
+    assert any(torch.count_nonzero(p.grad) > 0
+               for p in model.backbone.parameters())
