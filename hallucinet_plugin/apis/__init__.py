@@ -46,6 +46,7 @@ from .split_lists import (
     parse_ucf101_split,
     read_class_index,
 )
+from .unlabelled import unlabelled_dataset, use_unlabelled
 
 __all__ = [
     'DIVE_PROPERTIES', 'generate_dive_demo_dataset',
@@ -55,7 +56,8 @@ __all__ = [
     'build_student', 'export_onnx', 'verify_export', 'verify_onnx',
     'Predictor', 'inference', 'load_frames', 'load_label_map',
     'FeatureBank', 'FeatureBankWriter', 'bank_settings', 'collect_videos',
-    'extract_teacher_features', 'use_teacher_bank',
+    'extract_teacher_features', 'use_teacher_bank', 'use_unlabelled',
+    'unlabelled_dataset',
     'BadVideoError', 'compute_tvl1_flow', 'dequantize_flow', 'extract_flow',
     'extract_video_flow', 'quantize_flow', 'convert_hara_checkpoint',
     'load_resnext3d_state_dict', 'read_hara_checkpoint', 'train', 'test',

@@ -6,7 +6,9 @@ The demo HalluciNet config keeps everything random that is random in
 real training: dropout in the classifier and random clip positions.
 mmengine restores weights, optimizer and schedulers but not the random
 generators; ``ResumableRandomnessHook`` makes every draw a function of the
-epoch and iteration, which is what makes the resumed run exact.
+epoch and iteration, which is what makes the resumed run exact. The same
+holds with unlabelled videos in every batch (``--unlabelled``):
+``MixedSourceSampler``'s orders depend only on the seed and the epoch.
 """
 import os
 import os.path as osp
@@ -39,10 +41,18 @@ HOOKS = [dict(type='ResumableRandomnessHook')]
 ARGS = ('--seed', '0', '--deterministic')
 
 
-@pytest.fixture(scope='module')
-def runs(tmp_path_factory):
+@pytest.fixture(scope='module', params=['labelled', 'unlabelled'])
+def runs(request, tmp_path_factory):
     root = tmp_path_factory.mktemp('resume')
     data = make_video_dataset(str(root / 'data'), num_videos=8)
+    args = ARGS
+    if request.param == 'unlabelled':
+        # Every batch adds as many unlabelled videos (MixedSourceSampler):
+        # their order, too, must continue exactly after the resume.
+        unlabelled = str(root / 'unlabelled.txt')
+        with open(unlabelled, 'w') as f:
+            f.write(''.join(f'video_{i:03d}.mp4\n' for i in range(7, -1, -1)))
+        args = ARGS + ('--unlabelled', unlabelled)
     # The teacher comes from teacher_ckpt, as in real training: resumed
     # checkpoints do not hold it.
     init_default_scope('mmaction')
@@ -72,12 +82,12 @@ def runs(tmp_path_factory):
         [dict(type='PauseAtIterHook', at_iter=KILL_AT, marker=marker)],
         options=options)
     full, part = str(root / 'full'), str(root / 'part')
-    run(tool_cmd('train.py', config, '--work-dir', full, *ARGS))
+    run(tool_cmd('train.py', config, '--work-dir', full, *args))
     killed_log = run_until(
-        tool_cmd('train.py', killed, '--work-dir', part, *ARGS), marker)
+        tool_cmd('train.py', killed, '--work-dir', part, *args), marker)
     left = sorted(f for f in os.listdir(part) if f.endswith('.pth'))
     resumed = run(
-        tool_cmd('train.py', config, '--work-dir', part, '--resume', *ARGS))
+        tool_cmd('train.py', config, '--work-dir', part, '--resume', *args))
     return dict(
         full=full,
         part=part,
