@@ -23,7 +23,8 @@ import sys
 import time
 from typing import Dict, List, Optional
 
-from .demo import REPO, Demo, _mean_std, top1_from_dump
+from ..utils.seed_statistics import seed_summary
+from .demo import REPO, Demo, top1_from_dump
 
 CONFIG_DIR = osp.join(REPO, 'configs', 'mtl_aqa', 'demo')
 TEACHER_CONFIG = osp.join(CONFIG_DIR,
@@ -267,7 +268,7 @@ def summarize(runs: Dict, teacher_top1: float, dataset: Dict, epochs: Dict,
     for name, seeds in runs.items():
         keys = list(seeds[0]['metrics'])
         models[name] = {
-            key: _mean_std([run['metrics'][key] for run in seeds])
+            key: seed_summary([run['metrics'][key] for run in seeds])
             for key in keys
         }
         hallu = [
@@ -275,7 +276,7 @@ def summarize(runs: Dict, teacher_top1: float, dataset: Dict, epochs: Dict,
             if r['final_loss_hallu'] is not None
         ]
         if hallu:
-            models[name]['final_loss_hallu'] = _mean_std(hallu)
+            models[name]['final_loss_hallu'] = seed_summary(hallu)
     splits = dataset['splits']
     return dict(
         command=command,

@@ -38,6 +38,7 @@ from hallucinet_plugin.apis.feature_bank import (
     use_teacher_bank,
 )
 from hallucinet_plugin.utils import set_gt_label
+from tests.configs.config_utils import leaf_datasets
 from tests.conftest import (
     REPO,
     make_video_dataset,
@@ -631,13 +632,13 @@ def test_every_hallucinet_config_is_found():
 @pytest.mark.parametrize('path', HALLUCINET_CONFIGS)
 def test_switch_on_every_hallucinet_config(path, tmp_path):
     online = Config.fromfile(osp.join(REPO, path))
-    if 'img' in online.train_dataloader.dataset.data_prefix:
+    first = leaf_datasets(online.train_dataloader.dataset)[0]
+    if 'img' in first.data_prefix:
         # Frame folders (Something-Something): the bank decodes videos.
         with pytest.raises(ValueError, match=r'frame folders.*online'):
             use_teacher_bank(online, str(tmp_path))
         return
-    if any(t['type'] == 'LoadFlowClips'
-           for t in online.train_dataloader.dataset.pipeline):
+    if any(t['type'] == 'LoadFlowClips' for t in first.pipeline):
         # A flow teacher's input is not decoded RGB: no bank (yet).
         with pytest.raises(ValueError, match=r'LoadFlowClips.*online'):
             use_teacher_bank(online, str(tmp_path))
@@ -646,24 +647,25 @@ def test_switch_on_every_hallucinet_config(path, tmp_path):
     cfg = use_teacher_bank(Config.fromfile(osp.join(REPO, path)),
                            str(tmp_path))
     assert cfg.model.teacher is None and cfg.model.teacher_ckpt is None
-    pipeline = cfg.train_dataloader.dataset.pipeline
-    types = [t['type'] for t in pipeline]
-    i = types.index('LoadTeacherFeatures')
-    assert types[i - 1].startswith('Hallu') and 'Sample' in types[i - 1]
-    assert pipeline[i - 1]['with_teacher'] is False
-    assert pipeline[i]['store'] == str(tmp_path)
-    assert pipeline[i]['clip_len'] == settings['clip_len']
-    assert pipeline[i]['data_prefix'] == \
-        cfg.train_dataloader.dataset.data_prefix['video']
-    split = pipeline[types.index('HalluSplitViews')]
-    assert split['teacher_scale'] is None
-    assert 'teacher_feats' in pipeline[-1]['collect_keys']
-    assert 'teacher_imgs' not in pipeline[-1]['collect_keys']
-    # Every transform of the switched pipeline builds.
-    init_default_scope('mmaction')
-    for transform in pipeline:
-        if transform['type'] != 'LoadTeacherFeatures':
-            TRANSFORMS.build(copy.deepcopy(transform))
+    # Every dataset of the train set (labelled and unlabelled videos).
+    for dataset in leaf_datasets(cfg.train_dataloader.dataset):
+        pipeline = dataset.pipeline
+        types = [t['type'] for t in pipeline]
+        i = types.index('LoadTeacherFeatures')
+        assert types[i - 1].startswith('Hallu') and 'Sample' in types[i - 1]
+        assert pipeline[i - 1]['with_teacher'] is False
+        assert pipeline[i]['store'] == str(tmp_path)
+        assert pipeline[i]['clip_len'] == settings['clip_len']
+        assert pipeline[i]['data_prefix'] == dataset.data_prefix['video']
+        split = pipeline[types.index('HalluSplitViews')]
+        assert split['teacher_scale'] is None
+        assert 'teacher_feats' in pipeline[-1]['collect_keys']
+        assert 'teacher_imgs' not in pipeline[-1]['collect_keys']
+        # Every transform of the switched pipeline builds.
+        init_default_scope('mmaction')
+        for transform in pipeline:
+            if transform['type'] != 'LoadTeacherFeatures':
+                TRANSFORMS.build(copy.deepcopy(transform))
 
 
 def test_switch_refusals(setup, tmp_path):
