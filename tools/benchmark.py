@@ -16,7 +16,7 @@ Examples::
         --teacher-ckpt work_dirs/demo/teacher/teacher.pth
 
 Writes ``benchmark.md`` and ``benchmark.json`` to ``--out`` and prints the
-Markdown. See ``hallucinet_plugin/apis/benchmark.py`` for what is measured
+Markdown. See ``hallucinet_plugin/deploy/cost.py`` for what is measured
 and how.
 """
 import argparse
@@ -34,15 +34,17 @@ os.environ.setdefault('KINETO_LOG_LEVEL', '6')
 import torch
 from mmengine.config import DictAction
 
-from hallucinet_plugin.apis.bank_benchmark import (
+from hallucinet_plugin.deploy.bank_benchmark import (
     bank_benchmark,
     format_bank_report,
 )
-from hallucinet_plugin.apis.benchmark import (
+from hallucinet_plugin.deploy.benchmark import (
     PRESETS,
     benchmark,
-    format_report,
     preset_configs,
+)
+from hallucinet_plugin.deploy.benchmark_report import (
+    format_report,
     write_report,
 )
 

@@ -8,7 +8,9 @@ Example::
 import argparse
 import sys
 
-from hallucinet_plugin.apis.hara_checkpoint import convert_hara_checkpoint
+from hallucinet_plugin.converters.hara_checkpoint import (
+    convert_hara_checkpoint,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -12,7 +12,7 @@ Examples::
 writes ``{dataset}_train_split_{k}_videos.txt`` and
 ``{dataset}_val_split_{k}_videos.txt`` (``relative/path.avi label``,
 0-based labels) for each split ``k``. See
-``hallucinet_plugin/apis/split_lists.py`` for the formats read.
+``hallucinet_plugin/converters/split_lists.py`` for the formats read.
 """
 import argparse
 import os.path as osp
@@ -21,7 +21,7 @@ import sys
 # Run from a source checkout without installing.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from hallucinet_plugin.apis.split_lists import (
+from hallucinet_plugin.converters.split_lists import (
     DATASETS,
     SPLITS,
     convert_split_lists,

@@ -14,9 +14,10 @@ Examples::
 import os.path as osp
 import sys
 
+# The demo lives in the checkout's demo/, next to tools/.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from hallucinet_plugin.apis.demo import main
+from demo.hallucinet_demo import main
 
 if __name__ == '__main__':
     main()

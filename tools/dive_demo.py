@@ -16,9 +16,10 @@ Examples::
 import os.path as osp
 import sys
 
+# The demo lives in the checkout's demo/, next to tools/.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from hallucinet_plugin.apis.dive_demo import main
+from demo.dive_demo import main
 
 if __name__ == '__main__':
     main()

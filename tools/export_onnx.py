@@ -14,7 +14,7 @@ The file takes float32 pixels 0..255 (the test pipeline's channel order)
 ``(B, F, 3, H, W)``, or ``(B, 3, H, W)`` when one prediction sees one frame;
 only ``B`` is dynamic. Normalisation is inside. Outputs: ``scores`` ``(B,
 num_classes)`` and, with ``--with-hallu``, ``hallu`` ``(B, S, D)``. See
-``hallucinet_plugin/apis/export.py``.
+``hallucinet_plugin/deploy/``.
 
 ``--verify`` compares onnxruntime with PyTorch on random pixels at batch 1
 and 3 and on frames decoded from ``--video`` (or a generated video) and
@@ -31,13 +31,13 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import DictAction
 
-from hallucinet_plugin.apis.export import (
+from hallucinet_plugin.deploy.onnx_export import (
     DEFAULT_ATOL,
     DEFAULT_OPSET,
     export_onnx,
-    load_config,
     verify_export,
 )
+from hallucinet_plugin.utils.config import load_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -12,7 +12,7 @@ Examples::
 
 Read the result with ``RawframeDataset(ann_file=<out-list>,
 data_prefix=dict(img=<out>), filename_tmpl='flow_{}_{:05d}.jpg',
-modality='Flow')``. See ``hallucinet_plugin/apis/flow.py`` for the
+modality='Flow')``. See ``hallucinet_plugin/converters/flow.py`` for the
 quantisation and frame-count conventions.
 """
 import argparse
@@ -22,11 +22,10 @@ import sys
 # Run from a source checkout without installing.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from hallucinet_plugin.apis.flow import (
-    FLOW_METHODS,
+from hallucinet_plugin.converters.flow import FLOW_METHODS, extract_flow
+from hallucinet_plugin.datasets.transforms.load_flow_clips import (
     FLOW_TMPL,
     RGB_TMPL,
-    extract_flow,
 )
 
 

@@ -19,29 +19,26 @@ Examples::
 CONFIG is the online-teacher config (``model.teacher`` and
 ``model.teacher_ckpt``); train with its ``-bank`` variant, which reads the
 store with ``LoadTeacherFeatures``. Re-running resumes: committed videos
-are skipped. See ``hallucinet_plugin/apis/feature_bank.py`` for the
+are skipped. See ``hallucinet_plugin/feature_bank/`` for the
 windows, the teacher view and the store layout.
 """
 import argparse
 import os.path as osp
 import sys
 
-# Run from a source checkout without installing.
+# Run from a source checkout without installing; cli_args sits next to
+# this file.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 import torch
+from cli_args import add_unlabelled_args, apply_unlabelled_args
 from mmengine.config import Config, DictAction
 from mmengine.dist import get_dist_info, init_dist
 
 import hallucinet_plugin  # noqa: F401
-from hallucinet_plugin.apis.feature_bank import (
-    DTYPES,
-    extract_teacher_features,
-)
-from hallucinet_plugin.apis.runner import (
-    add_unlabelled_args,
-    apply_unlabelled_args,
-)
+from hallucinet_plugin.feature_bank.extraction import extract_teacher_features
+from hallucinet_plugin.feature_bank.store import DTYPES
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -9,7 +9,7 @@ Examples::
     python tools/inference.py CONFIG none video.mp4 --onnx student.onnx
 
 Frames are sampled and transformed by the config's test pipeline; see
-``hallucinet_plugin/apis/inference.py``. ``--save-hallu`` writes the
+``hallucinet_plugin/deploy/inference.py``. ``--save-hallu`` writes the
 hallucinated representation: ``(S, D)`` for one input, ``(N, S, D)`` for
 ``N`` inputs.
 """
@@ -23,8 +23,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import numpy as np
 from mmengine.config import DictAction
 
-from hallucinet_plugin.apis.export import load_config
-from hallucinet_plugin.apis.inference import inference
+from hallucinet_plugin.deploy.inference import inference
+from hallucinet_plugin.utils.config import load_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:

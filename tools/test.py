@@ -4,13 +4,67 @@ Example::
 
     python tools/test.py configs/hallucinet_vgg11_ucf.py CKPT
 """
+import argparse
+import os
 import os.path as osp
 import sys
+from typing import List, Optional
 
-# Run from a source checkout without installing.
+# Run from a source checkout without installing; cli_args sits next to
+# this file.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from hallucinet_plugin.apis.runner import test
+from cli_args import common_args, work_dir_of
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+import hallucinet_plugin  # noqa: F401
+from hallucinet_plugin.engine import setup_cpu_distributed
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test a recognizer')
+    common_args(parser)
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--dump',
+        type=str,
+        help='dump predictions to a pickle file (.pkl/.pickle)')
+    return parser.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """Merge the command line into the config, as mmaction2's test.py."""
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    cfg.work_dir = work_dir_of(cfg, args)
+    if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
+        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+    cfg.load_from = args.checkpoint
+    if args.dump is not None:
+        if not args.dump.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--dump must end with .pkl or .pickle, got '
+                             f'{args.dump}')
+        dump = dict(type='DumpResults', out_file_path=args.dump)
+        evaluator = cfg.test_evaluator
+        if isinstance(evaluator, (list, tuple)):
+            cfg.test_evaluator = [*evaluator, dump]
+        else:
+            cfg.test_evaluator = [evaluator, dump]
+    return cfg
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    """``tools/test.py``: evaluate a checkpoint; returns the metrics."""
+    args = parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    cfg = build_config(args)
+    setup_cpu_distributed(cfg)
+    runner = Runner.from_cfg(cfg)
+    return runner.test()
 
 if __name__ == '__main__':
-    test()
+    main()

@@ -31,10 +31,7 @@ from mmaction.datasets import BaseActionDataset
 from mmaction.registry import DATASETS
 
 from ..typing import ConfigType
-
-# Class counts of the released dive-property labels (see module docstring).
-MTL_AQA_PROPERTIES = dict(
-    position=3, armstand=2, rotation_type=4, ss_no=10, tw_no=8)
+from ..utils.mtl_aqa import MTL_AQA_PROPERTIES
 
 # Names accepted in JSON/CSV annotations in place of class ids. This is the
 # plugin's own convention: the release stores ids only and does not document

@@ -1,3 +1,4 @@
+from .distributed import setup_cpu_distributed
 from .hooks import (
     FiniteLossHook,
     PretrainedStudentHook,
@@ -5,5 +6,6 @@ from .hooks import (
 )
 
 __all__ = [
-    'FiniteLossHook', 'PretrainedStudentHook', 'ResumableRandomnessHook'
+    'FiniteLossHook', 'PretrainedStudentHook', 'ResumableRandomnessHook',
+    'setup_cpu_distributed'
 ]

@@ -24,11 +24,12 @@ the user states that they trust it (``tools/sanitize_checkpoint.py --trust``).
 """
 import os
 import os.path as osp
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
+from mmengine.runner.checkpoint import _load_checkpoint
 
 _DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
 
@@ -122,3 +123,25 @@ def sanitize_checkpoint(filename: str,
         raise RuntimeError(f'{out} still holds globals that weights_only '
                            f'loading refuses: {remaining}')
     return out
+
+
+def read_state_dict(filename: str, key: str, what: str) -> Dict:
+    """The state dict of a checkpoint (``module.`` prefixes removed).
+
+    Args:
+        filename (str): A checkpoint path or URL.
+        key (str): The config key that gave it, for the error messages.
+        what (str): What it should be, for the error messages.
+    """
+    if '://' not in filename and not osp.isfile(filename):
+        raise FileNotFoundError(
+            f'{key} not found: {filename} (set model.{key} to {what})')
+    checkpoint = _load_checkpoint(filename, map_location='cpu')
+    state = checkpoint.get('state_dict', checkpoint) \
+        if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f'{filename}: not a checkpoint with a state dict')
+    return {
+        k[len('module.'):] if k.startswith('module.') else k: v
+        for k, v in state.items()
+    }

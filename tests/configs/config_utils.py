@@ -16,11 +16,11 @@ import cv2
 import numpy as np
 from mmaction.registry import MODELS
 
-from hallucinet_plugin.apis.feature_bank import (
+from hallucinet_plugin.feature_bank.geometry import window_starts
+from hallucinet_plugin.feature_bank.store import (
     FORMAT,
     FORMAT_VERSION,
     FeatureBankWriter,
-    window_starts,
 )
 from tests.conftest import make_video_dataset
 

@@ -25,7 +25,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmengine.utils import import_modules_from_strings
 
-from hallucinet_plugin.apis.unlabelled import use_unlabelled
+from hallucinet_plugin.datasets.unlabelled import use_unlabelled
 from hallucinet_plugin.utils import get_pred_score
 from tests.configs.config_utils import make_config_data, offline, point_at
 from tests.conftest import REPO

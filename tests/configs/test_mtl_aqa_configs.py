@@ -36,7 +36,7 @@ import hallucinet_plugin  # noqa: F401
 import hallucinet_plugin.datasets.transforms.hallu_decord_init  # noqa
 import hallucinet_plugin.datasets.transforms.load_teacher_features  # noqa
 import hallucinet_plugin.engine.hooks.pretrained_student_hook  # noqa: F401
-from hallucinet_plugin.apis.dive_demo_dataset import (
+from demo.dive_demo_data import (
     ANNOTATION_FILE,
     SPLIT_FILES,
     TEACHER_DIR,
@@ -44,13 +44,13 @@ from hallucinet_plugin.apis.dive_demo_dataset import (
     VIDEO_DIR,
     generate_dive_demo_dataset,
 )
-from hallucinet_plugin.apis.feature_bank import (
+from hallucinet_plugin.datasets.mtl_aqa_dataset import load_plain_pickle
+from hallucinet_plugin.feature_bank.geometry import window_starts
+from hallucinet_plugin.feature_bank.store import (
     FORMAT,
     FORMAT_VERSION,
     FeatureBankWriter,
-    window_starts,
 )
-from hallucinet_plugin.datasets.mtl_aqa_dataset import load_plain_pickle
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_DIR = osp.join(REPO, 'configs', 'mtl_aqa')
@@ -522,10 +522,10 @@ def test_feature_bank_of_event_videos(release, tmp_path):
     dive's clips in it by their frame in the event video."""
     from mmaction.registry import DATASETS
 
-    from hallucinet_plugin.apis.feature_bank import (
-        FeatureBank,
+    from hallucinet_plugin.feature_bank.extraction import (
         extract_teacher_features,
     )
+    from hallucinet_plugin.feature_bank.store import FeatureBank
     cfg = dive_config()
     model_cfg = tiny_model(cfg.model.to_dict())
     point_at(cfg, release, model_cfg)

@@ -39,7 +39,7 @@ from reliability_utils import (
 
 import hallucinet_plugin  # noqa: F401
 import hallucinet_plugin.datasets.hallu_video_dataset  # noqa: F401
-from hallucinet_plugin.apis.feature_bank import FeatureBank
+from hallucinet_plugin.feature_bank.store import FeatureBank
 from hallucinet_plugin.utils import get_pred_score
 from tests.conftest import make_video_dataset
 

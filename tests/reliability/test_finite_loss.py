@@ -21,7 +21,7 @@ from reliability_utils import (
 )
 
 import hallucinet_plugin  # noqa: F401
-from hallucinet_plugin.apis.feature_bank import (
+from hallucinet_plugin.feature_bank.store import (
     FeatureBank,
     decode_track,
     encode_track,

@@ -1,3 +1,4 @@
+import json
 import os.path as osp
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -6,12 +7,42 @@ import numpy as np
 from mmaction.registry import TRANSFORMS
 from mmcv.transforms import BaseTransform
 
+from ...typing import PathLike
+
 _OUT_OF_BOUND = ('repeat_last', 'error')
 _INTERPOLATIONS = dict(
     nearest=cv2.INTER_NEAREST,
     bilinear=cv2.INTER_LINEAR,
     area=cv2.INTER_AREA,
     bicubic=cv2.INTER_CUBIC)
+
+
+# The folder layout tools/extract_flow.py writes (and denseflow's names).
+FLOW_TMPL = 'flow_{}_{:05d}.jpg'
+RGB_TMPL = 'img_{:05d}.jpg'
+DONE_MARKER = '.done'
+
+
+def read_done_marker(out_dir: PathLike) -> Optional[Dict]:
+    """Contents of a finished folder's ``.done`` marker, None if absent.
+
+    Args:
+        out_dir (str | PathLike): A video's output folder.
+
+    Returns:
+        dict, optional: ``total_frames``, ``num_frames``, ``height``,
+        ``width`` and the extraction settings; None when the folder is
+        missing, unfinished or its marker is unreadable.
+    """
+    marker = osp.join(out_dir, DONE_MARKER)
+    try:
+        with open(marker) as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or 'total_frames' not in info:
+        return None
+    return info
 
 
 @TRANSFORMS.register_module()
@@ -70,7 +101,7 @@ class LoadFlowClips(BaseTransform):
             list file or folder). ``None`` uses the file name's stem alone
             (videos given to ``extract_flow`` as paths).
         filename_tmpl (str): Flow file name, formatted with ``'x'``/``'y'``
-            and the index (``hallucinet_plugin.apis.flow.FLOW_TMPL``).
+            and the index (``FLOW_TMPL``).
         start_index (int): File index of the first flow.
         follow_student_view (bool): Apply the student's crop and flip.
         out_of_bound_opt (str): ``'repeat_last'`` repeats the last flow of a
@@ -133,9 +164,6 @@ class LoadFlowClips(BaseTransform):
         return osp.join(self.flow_root, key)
 
     def _num_flows(self, folder: str, results: Dict) -> int:
-        # Imported here: the apis package imports the models, which import
-        # this package.
-        from hallucinet_plugin.apis.flow import read_done_marker
         if not osp.isdir(folder):
             raise FileNotFoundError(
                 f'LoadFlowClips: no flow folder {folder} for '

@@ -4,12 +4,14 @@ import numpy as np
 from mmaction.registry import TRANSFORMS
 from mmcv.transforms import BaseTransform
 
+from ...feature_bank import FeatureBank
+
 
 @TRANSFORMS.register_module()
 class LoadTeacherFeatures(BaseTransform):
     """Read the teacher targets of the sampled clips from a feature bank.
 
-    Replaces the online teacher (see :mod:`hallucinet_plugin.apis.
+    Replaces the online teacher (see :mod:`hallucinet_plugin.
     feature_bank`): after :class:`HalluSampleFrames` (with
     ``with_teacher=False``, so only student frames are decoded), each
     segment's ``clip_starts`` picks the bank window that starts nearest to
@@ -53,9 +55,6 @@ class LoadTeacherFeatures(BaseTransform):
         self.data_prefix = data_prefix
         self.clip_len = clip_len
         self.frame_interval = frame_interval
-        # Imported here: apis.feature_bank imports the models, which import
-        # the datasets, this package among them.
-        from hallucinet_plugin.apis.feature_bank import FeatureBank
         self.bank = FeatureBank(store)
 
     def _check(self, meta: Dict, results: Dict) -> None:

@@ -71,7 +71,7 @@ class ResNeXt3D(BaseModule):
     ``models/resnext.py`` in kenshohara/3D-ResNets-PyTorch (shortcut type
     'B'), so their Kinetics checkpoints load one to one once the
     ``module.`` prefix is stripped (see
-    :func:`hallucinet_plugin.apis.hara_checkpoint.convert_hara_checkpoint`).
+    :func:`hallucinet_plugin.converters.convert_hara_checkpoint`).
     Stem: 7x7x7 convolution with stride (1, 2, 2), then a 3x3x3 max-pool
     with stride 2 in T, H and W; stages of widths ``base_planes * (1, 2, 4,
     8)`` with strides 1, 2, 2, 2, each block widening to twice its planes.
@@ -211,7 +211,7 @@ class ResNeXt3D(BaseModule):
             filename (str): Path to the checkpoint.
         """
         # Imported here: the converter builds ResNeXt3D to check keys.
-        from ...apis.hara_checkpoint import load_resnext3d_state_dict
+        from ...converters.hara_checkpoint import load_resnext3d_state_dict
 
         state_dict = load_resnext3d_state_dict(filename)
         if self.fc is None:

@@ -7,8 +7,8 @@ from mmaction.registry import MODELS
 from mmaction.utils import SampleList
 from mmengine.model import BaseModule
 
-from ...datasets.mtl_aqa_dataset import MTL_AQA_PROPERTIES
 from ...typing import OptConfigType
+from ...utils.mtl_aqa import MTL_AQA_PROPERTIES
 
 HeadOutputs = Tuple[Dict[str, torch.Tensor], Optional[torch.Tensor]]
 

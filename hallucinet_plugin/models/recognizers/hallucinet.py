@@ -1,5 +1,3 @@
-import copy
-import os.path as osp
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
@@ -7,94 +5,15 @@ import torch.nn as nn
 from mmaction.models import Recognizer2D
 from mmaction.registry import MODELS
 from mmaction.utils import SampleList
-from mmengine.config import Config
 from mmengine.logging import MMLogger
-from mmengine.runner.checkpoint import _load_checkpoint
 
 from ...typing import ConfigType, OptConfigType
 from ...utils import set_pred_label, set_pred_score
+from ...utils.checkpoint import read_state_dict
+from ..teachers import FrozenTeacher
+from ..utils import reduce_to_vector
 
 FUSIONS = ('concat', 'direct', 'none', 'late')
-# Missing teacher keys under these prefixes do not matter: the hallucinated
-# representation comes from the backbone (or a neck), never from the
-# teacher's classifier.
-_UNUSED_TEACHER_PREFIXES = ('cls_head.', 'data_preprocessor.')
-
-
-def build_teacher(teacher: Union[str, ConfigType]) -> nn.Module:
-    """Build a 3D teacher from a config dict or a config file's ``model``.
-
-    Args:
-        teacher (str | dict): A config dict of an mmaction2 model (a 3D
-            recognizer or a bare 3D backbone) or the path of a config file
-            whose ``model`` is used.
-
-    Returns:
-        nn.Module: The teacher.
-    """
-    if isinstance(teacher, str):
-        if not osp.isfile(teacher):
-            raise FileNotFoundError(f'teacher config not found: {teacher}')
-        teacher = Config.fromfile(teacher)['model']
-    teacher = copy.deepcopy(dict(teacher))
-    # A recognizer's own data preprocessor is not used: the teacher view is
-    # normalised by HalluciNetDataPreprocessor.
-    teacher.pop('data_preprocessor', None)
-    return MODELS.build(teacher)
-
-
-def reduce_to_vector(out, pool: str = 'avg') -> torch.Tensor:
-    """Reduce whatever a backbone returns to one vector per sample.
-
-    Args:
-        out (Tensor | tuple | list): ``(N, C, T, H, W)`` or ``(N, C, H, W)``
-            maps, ``(N, L, C)`` tokens, ``(N, C)`` vectors, or a tuple of
-            those (SlowFast's ``(slow, fast)``), reduced one by one and
-            concatenated along the channels.
-        pool (str): ``'avg'`` or ``'max'`` over the non-channel axes.
-
-    Returns:
-        Tensor: ``(N, C_total)``.
-    """
-    if isinstance(out, (tuple, list)):
-        return torch.cat([reduce_to_vector(o, pool) for o in out], dim=1)
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f'cannot reduce a {type(out).__name__} to a vector')
-    if out.dim() == 2:
-        return out
-    if out.dim() == 3:
-        # [N, L, C] tokens -> [N, C]
-        dims = (1, )
-    else:
-        # [N, C, T, H, W] or [N, C, H, W] -> [N, C]
-        dims = tuple(range(2, out.dim()))
-    if pool == 'avg':
-        return out.mean(dim=dims)
-    if pool == 'max':
-        return out.amax(dim=dims)
-    raise ValueError(f'unknown teacher pool {pool!r}')
-
-
-def read_state_dict(filename: str, key: str, what: str) -> Dict:
-    """The state dict of a checkpoint (``module.`` prefixes removed).
-
-    Args:
-        filename (str): A checkpoint path or URL.
-        key (str): The config key that gave it, for the error messages.
-        what (str): What it should be, for the error messages.
-    """
-    if '://' not in filename and not osp.isfile(filename):
-        raise FileNotFoundError(
-            f'{key} not found: {filename} (set model.{key} to {what})')
-    checkpoint = _load_checkpoint(filename, map_location='cpu')
-    state = checkpoint.get('state_dict', checkpoint) \
-        if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f'{filename}: not a checkpoint with a state dict')
-    return {
-        k[len('module.'):] if k.startswith('module.') else k: v
-        for k, v in state.items()
-    }
 
 
 @MODELS.register_module()
@@ -109,8 +28,9 @@ class HalluciNet(Recognizer2D):
 
     The forward pass is split into steps that can be called on their own
     (like timm's ``forward_features`` / ``forward_head``):
-    :meth:`extract_student_feat` -> :meth:`extract_teacher_feat` (or the
-    feature bank) -> :meth:`hallucinate` -> :meth:`fuse` -> ``cls_head``.
+    :meth:`extract_student_feat` -> :meth:`teacher_target` (the
+    :class:`FrozenTeacher` or the feature bank) -> :meth:`hallucinate` ->
+    :meth:`fuse` -> ``cls_head``.
     Without ``hallu_head`` and with one frame per segment, the model is
     mmaction2's :class:`Recognizer2D` (for timm students, features are
     timm's pooled pre-logits in both cases): baselines and HalluciNet share
@@ -225,8 +145,6 @@ class HalluciNet(Recognizer2D):
             data_preprocessor=data_preprocessor)
         self.fusion = fusion
         self.frames_per_segment = frames_per_segment
-        self.teacher_layer = teacher_layer
-        self.teacher_pool = teacher_pool
         self.keep_teacher_in_ckpt = keep_teacher_in_ckpt
         self.hallu_head = None
         if hallu_head is not None:
@@ -244,10 +162,9 @@ class HalluciNet(Recognizer2D):
 
         self.teacher = None
         if teacher is not None:
-            self.teacher = build_teacher(teacher)
-            if teacher_ckpt is not None:
-                self.load_teacher(teacher_ckpt, max_missing_teacher_keys)
-            self._freeze_teacher()
+            self.teacher = FrozenTeacher(teacher, teacher_ckpt,
+                                         teacher_layer, teacher_pool,
+                                         max_missing_teacher_keys)
             self._register_state_dict_hook(_drop_teacher_state)
             self.register_load_state_dict_pre_hook(_fill_teacher_state)
         # mmaction2's TSMOptimWrapperConstructor (fc_lr5) takes the last
@@ -305,54 +222,6 @@ class HalluciNet(Recognizer2D):
                 f"fusion='{self.fusion}' gives the classifier {expected} "
                 'features per segment')
 
-    def load_teacher(self, filename: str, max_missing: int = 0) -> None:
-        """Load the teacher's weights and mark it initialised.
-
-        Args:
-            filename (str): A checkpoint path or URL (``teacher_ckpt``).
-            max_missing (int): Missing keys allowed outside the teacher's
-                classifier.
-        """
-        state = read_state_dict(filename, 'teacher_ckpt',
-                                'the trained teacher checkpoint')
-        own = self.teacher.state_dict()
-        # A classifier for other classes does not matter: it is never used.
-        state = {
-            k: v
-            for k, v in state.items()
-            if not (k.startswith(_UNUSED_TEACHER_PREFIXES) and k in own
-                    and own[k].shape != v.shape)
-        }
-        mismatched = [
-            f'{k}: {tuple(v.shape)} in the file, {tuple(own[k].shape)} in '
-            'the model' for k, v in state.items()
-            if k in own and own[k].shape != v.shape
-        ]
-        if mismatched:
-            raise ValueError(
-                f'teacher_ckpt {filename} does not fit the teacher '
-                f'{type(self.teacher).__name__}: {len(mismatched)} tensors '
-                f'of other shapes (e.g. {mismatched[:3]}); is it the same '
-                'architecture?')
-        missing, unexpected = self.teacher.load_state_dict(
-            state, strict=False)
-        missing = [
-            k for k in missing if not k.startswith(_UNUSED_TEACHER_PREFIXES)
-        ]
-        logger = MMLogger.get_current_instance()
-        if len(missing) > max_missing:
-            raise KeyError(
-                f'teacher_ckpt {filename} does not fit the teacher '
-                f'{type(self.teacher).__name__}: {len(missing)} missing keys '
-                f'(e.g. {missing[:5]}), {len(unexpected)} unexpected keys '
-                f'(e.g. {unexpected[:5]}); is it the same architecture?')
-        if missing or unexpected:
-            logger.warning(
-                f'teacher_ckpt {filename}: missing keys {missing}, '
-                f'unexpected keys {unexpected[:20]}')
-        logger.info(f'loaded teacher weights from {filename}')
-        self.teacher._is_init = True
-
     def _appearance_params(self):
         for module in (self.backbone, self.cls_head):
             yield from module.parameters()
@@ -399,17 +268,10 @@ class HalluciNet(Recognizer2D):
         if self.appearance_ckpt is not None:
             self.load_appearance(self.appearance_ckpt)
 
-    def _freeze_teacher(self) -> None:
-        for param in self.teacher.parameters():
-            param.requires_grad = False
-        self.teacher.eval()
-
     def train(self, mode: bool = True) -> 'HalluciNet':
         """Set train mode, keeping the teacher (and its BN) in eval mode,
         and the appearance stream too when ``freeze_appearance``."""
         super().train(mode)
-        if self.teacher is not None:
-            self.teacher.eval()
         if self.freeze_appearance:
             self.backbone.eval()
             self.cls_head.eval()
@@ -466,41 +328,6 @@ class HalluciNet(Recognizer2D):
         ]
         return torch.cat(feats), kwargs
 
-    @torch.no_grad()
-    def extract_teacher_feat(self, clips: torch.Tensor) -> torch.Tensor:
-        """The frozen teacher's representation of each clip.
-
-        Args:
-            clips (Tensor): ``(N, S, C, T, H, W)``, one clip per segment.
-
-        Returns:
-            Tensor: ``(N * S, D)``.
-        """
-        if self.teacher is None:
-            raise RuntimeError('no teacher configured: set model.teacher, or '
-                               'train from a feature bank (teacher_feats)')
-        captured = []
-        handle = None
-        if self.teacher_layer is not None:
-            modules = dict(self.teacher.named_modules())
-            if self.teacher_layer not in modules:
-                raise KeyError(f'teacher_layer {self.teacher_layer!r} is not '
-                               f'a submodule of the teacher')
-            handle = modules[self.teacher_layer].register_forward_hook(
-                lambda module, args, out: captured.append(out))
-        try:
-            if hasattr(self.teacher, 'extract_feat'):
-                out, _ = self.teacher.extract_feat(clips, stage='backbone')
-            else:
-                # [N, S, C, T, H, W] -> [N * S, C, T, H, W]
-                out = self.teacher(clips.flatten(0, 1))
-        finally:
-            if handle is not None:
-                handle.remove()
-        if captured:
-            out = captured[0]
-        return reduce_to_vector(out, self.teacher_pool)
-
     def teacher_target(self, inputs: Dict) -> torch.Tensor:
         """The hallucination target: feature bank or online teacher.
 
@@ -515,7 +342,11 @@ class HalluciNet(Recognizer2D):
                            'teacher) or teacher_feats (feature bank) in the '
                            "inputs: check the pipeline's PackActionInputs "
                            'collect_keys')
-        return self.extract_teacher_feat(inputs['teacher_imgs'])
+        if self.teacher is None:
+            raise RuntimeError('no teacher configured: set model.teacher, or '
+                               'train from a feature bank (teacher_feats)')
+        # [N, S, C, T, H, W] -> [N * S, D]
+        return self.teacher(inputs['teacher_imgs'])
 
     def hallucinate(self, feats: torch.Tensor, num_segs: int) -> torch.Tensor:
         """Map student features ``(N * S, F * C)`` to the teacher's space,

@@ -15,7 +15,8 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 
 import hallucinet_plugin.datasets.transforms.load_flow_clips  # noqa: F401
-from hallucinet_plugin.apis.flow import FLOW_TMPL, dequantize_flow
+from hallucinet_plugin.converters.flow import dequantize_flow
+from hallucinet_plugin.datasets.transforms.load_flow_clips import FLOW_TMPL
 from hallucinet_plugin.utils import get_pred_score
 from tests.conftest import run_tool, write_video
 

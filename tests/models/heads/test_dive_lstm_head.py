@@ -6,8 +6,8 @@ from mmaction.structures import ActionDataSample
 from mmaction.utils import register_all_modules
 
 import hallucinet_plugin.models.heads.dive_lstm_head  # noqa: F401
-from hallucinet_plugin.datasets.mtl_aqa_dataset import MTL_AQA_PROPERTIES
 from hallucinet_plugin.models.heads.dive_lstm_head import DiveLSTMHead
+from hallucinet_plugin.utils.mtl_aqa import MTL_AQA_PROPERTIES
 
 IN, HID, N, S = 8, 6, 3, 5
 PROPS = dict(position=3, armstand=2)

@@ -1,0 +1,646 @@
+"""TV-L1 optical flow extraction into mmaction2's rawframe layout.
+
+MoNet's motion-stream teacher reads optical flow through mmaction2's
+``RawframeDataset`` with ``modality='Flow'``. This module writes exactly
+what that dataset and ``RawFrameDecode`` read::
+
+    <out_root>/<video key>/flow_x_00001.jpg   # motion from frame 1 to 2
+    <out_root>/<video key>/flow_y_00001.jpg
+    ...
+    <out_root>/<video key>/flow_x_<n-1>.jpg
+    <out_root>/<video key>/img_00001.jpg      # only with ``also_rgb``
+    <out_root>/<video key>/.done              # JSON, written last
+
+Conventions:
+
+- Flow file names follow ``filename_tmpl='flow_{}_{:05d}.jpg'`` (formatted
+  with ``'x'``/``'y'`` and the index, as ``RawFrameDecode`` does) and count
+  from 1, so the dataset uses ``start_index=1`` (its default). mmaction2's
+  own flow configs use ``'{}_{:05d}.jpg'`` (denseflow's ``x_00001.jpg``);
+  pass that as ``flow_tmpl`` to produce that naming instead.
+- A video of ``n`` frames gives ``n - 1`` flows, one per consecutive pair;
+  ``total_frames`` in the annotation file is ``n - 1`` (the flow count, as
+  mmaction2's ``build_file_list.py`` writes for flow lists). RGB frames, if
+  written, number ``n``; reading them with the same ``total_frames`` keeps
+  flow ``i`` aligned with RGB frame ``i``.
+- Flow ``(dx, dy)`` is in pixels of the (optionally resized) frames: ``dx``
+  positive rightward, ``dy`` positive downward, with
+  ``frame[i + 1][y + dy, x + dx] ~= frame[i][y, x]``. Each component is
+  clipped to ``[-bound, bound]`` and mapped linearly to ``[0, 255]``:
+  ``q = floor((f + bound) * 255 / (2 * bound) + 0.5)``, so zero motion is
+  stored as 128 (matching the ``mean=[128]`` of mmaction2's flow
+  preprocessors) and ``f ~= q * 2 * bound / 255 - bound`` decodes it (see
+  :func:`dequantize_flow`; one step is ``2 * bound / 255`` pixels).
+
+Extraction is resumable: each video is written into a hidden temporary
+folder, the ``.done`` marker is written after every image, and only then
+is the folder renamed into place. A video whose folder holds a marker with
+the same settings is skipped on a re-run; a folder without a (matching)
+marker is rebuilt from scratch.
+"""
+import json
+import multiprocessing
+import os
+import os.path as osp
+import shutil
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import (
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+import cv2
+import decord
+import numpy as np
+from mmengine.utils import ProgressBar
+
+from ..datasets.transforms.load_flow_clips import (
+    DONE_MARKER,
+    FLOW_TMPL,
+    RGB_TMPL,
+    read_done_marker,
+)
+from ..typing import PathLike
+
+VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mkv', '.webm', '.mov', '.m4v', '.mpg',
+                    '.mpeg', '.flv', '.wmv', '.3gp')
+FLOW_METHODS = ('tvl1', 'dis', 'farneback')
+
+
+
+class BadVideoError(RuntimeError):
+    """A video is missing, unreadable, corrupt or too short for flow."""
+
+
+@dataclass
+class VideoItem:
+    """One video to extract.
+
+    Args:
+        path (str): Path of the video file.
+        key (str): Output folder relative to the output root, also the
+            ``frame_dir`` written to the annotation file.
+        labels (list[str]): Label tokens copied to the annotation file;
+            empty when unknown (``RawframeDataset`` then uses -1).
+    """
+    path: str
+    key: str
+    labels: List[str] = field(default_factory=list)
+
+
+@dataclass
+class VideoFlowResult:
+    """What :func:`extract_video_flow` left in its output folder.
+
+    Args:
+        total_frames (int): Number of flow pairs, ``num_frames - 1``.
+        num_frames (int): Number of decoded video frames.
+        skipped (bool): True when a finished folder was reused.
+    """
+    total_frames: int
+    num_frames: int
+    skipped: bool
+
+
+def create_flow_estimator(
+        method: str = 'tvl1') -> Tuple[cv2.DenseOpticalFlow, str]:
+    """Build an OpenCV dense optical flow estimator.
+
+    OpenCV 5.0's contrib build, like 4.x, exposes Dual TV-L1 as
+    ``cv2.optflow.DualTVL1OpticalFlow_create`` (3.x had it at top level as
+    ``cv2.DualTVL1OpticalFlow_create``). Only when neither exists (an
+    OpenCV without the contrib ``optflow`` module) does ``'tvl1'`` fall
+    back to DIS with a warning; the returned name says which one ran.
+
+    Args:
+        method (str): ``'tvl1'``, ``'dis'`` or ``'farneback'``.
+
+    Returns:
+        tuple[cv2.DenseOpticalFlow, str]: The estimator, whose
+        ``calc(prev, next, None)`` takes two uint8 grayscale images and
+        returns an ``(H, W, 2)`` float32 flow, and the method actually used.
+    """
+    if method not in FLOW_METHODS:
+        raise ValueError(f'Unknown flow method {method!r}; expected one of '
+                         f'{FLOW_METHODS}.')
+    if method == 'tvl1':
+        optflow = getattr(cv2, 'optflow', None)
+        create = getattr(optflow, 'DualTVL1OpticalFlow_create', None)
+        create = create or getattr(cv2, 'DualTVL1OpticalFlow_create', None)
+        if create is not None:
+            return create(), 'tvl1'
+        warnings.warn(
+            f'OpenCV {cv2.__version__} has no Dual TV-L1 optical flow '
+            '(needs opencv-contrib-python); falling back to DIS, whose '
+            'flow differs from the TV-L1 flow of published two-stream '
+            'models.')
+        method = 'dis'
+    if method == 'dis':
+        return cv2.DISOpticalFlow_create(
+            cv2.DISOPTICAL_FLOW_PRESET_MEDIUM), 'dis'
+    return cv2.FarnebackOpticalFlow_create(), 'farneback'
+
+
+def _to_gray(frame: np.ndarray) -> np.ndarray:
+    """(H, W, 3) RGB or (H, W) gray uint8 -> (H, W) gray uint8."""
+    if frame.ndim == 2:
+        return frame
+    if frame.ndim == 3 and frame.shape[2] == 3:
+        return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    raise ValueError(f'Expected an (H, W) or (H, W, 3) frame, got shape '
+                     f'{frame.shape}.')
+
+
+def iter_flow(frames: Iterable[np.ndarray],
+              estimator: Optional[cv2.DenseOpticalFlow] = None
+              ) -> Iterator[np.ndarray]:
+    """Yield the flow of each consecutive frame pair, one at a time.
+
+    Args:
+        frames (Iterable[np.ndarray]): uint8 frames, each ``(H, W, 3)`` RGB
+            or ``(H, W)`` grayscale.
+        estimator (cv2.DenseOpticalFlow, optional): From
+            :func:`create_flow_estimator`; TV-L1 when None.
+
+    Yields:
+        np.ndarray: ``(H, W, 2)`` float32 flow ``(dx, dy)`` in pixels from
+        frame ``i`` to frame ``i + 1``.
+    """
+    if estimator is None:
+        estimator, _ = create_flow_estimator('tvl1')
+    prev = None
+    for frame in frames:
+        gray = _to_gray(np.asarray(frame))
+        if prev is not None:
+            if gray.shape != prev.shape:
+                raise ValueError(f'Frame size changed from {prev.shape} to '
+                                 f'{gray.shape}.')
+            yield estimator.calc(prev, gray, None)
+        prev = gray
+
+
+def compute_tvl1_flow(
+        frames: Union[np.ndarray, Sequence[np.ndarray]]) -> np.ndarray:
+    """TV-L1 optical flow between consecutive frames.
+
+    Args:
+        frames (np.ndarray | Sequence[np.ndarray]): ``(N, H, W, 3)`` RGB or
+            ``(N, H, W)`` grayscale uint8 frames, ``N >= 2``.
+
+    Returns:
+        np.ndarray: ``(N - 1, H, W, 2)`` float32 flows; ``[..., 0]`` is
+        ``dx`` (rightward), ``[..., 1]`` is ``dy`` (downward).
+    """
+    if len(frames) < 2:
+        raise ValueError(f'Optical flow needs at least 2 frames, got '
+                         f'{len(frames)}.')
+    estimator, _ = create_flow_estimator('tvl1')
+    return np.stack(list(iter_flow(frames, estimator)))
+
+
+def quantize_flow(flow: np.ndarray, bound: float = 20.) -> np.ndarray:
+    """Map flow in ``[-bound, bound]`` linearly to uint8 ``[0, 255]``.
+
+    Args:
+        flow (np.ndarray): Flow component(s) in pixels, any shape.
+        bound (float): Values beyond ``+-bound`` are clipped.
+
+    Returns:
+        np.ndarray: uint8 array of the same shape; 0 motion -> 128.
+    """
+    if bound <= 0:
+        raise ValueError(f'bound must be positive, got {bound}.')
+    flow = np.clip(flow, -bound, bound)
+    scaled = (flow + bound) * (255. / (2. * bound))
+    # floor(x + 0.5) rounds 127.5 up, so zero motion is exactly 128.
+    return np.floor(scaled + 0.5).astype(np.uint8)
+
+
+def dequantize_flow(image: np.ndarray, bound: float = 20.) -> np.ndarray:
+    """Inverse of :func:`quantize_flow`, up to one quantisation step.
+
+    Args:
+        image (np.ndarray): uint8 flow image(s), any shape.
+        bound (float): The bound used when quantising.
+
+    Returns:
+        np.ndarray: float32 flow in pixels, same shape.
+    """
+    return (image.astype(np.float32) * (2. * bound / 255.) - bound)
+
+
+def _resize_short(frame: np.ndarray, new_short: int) -> np.ndarray:
+    """Resize so the short side is ``new_short``, keeping aspect ratio."""
+    h, w = frame.shape[:2]
+    scale = new_short / min(h, w)
+    if scale == 1:
+        return frame
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(frame, size, interpolation=interp)
+
+
+def _decode_frames(video_path: str) -> Iterator[np.ndarray]:
+    """Decode a video with decord, frame by frame, as (H, W, 3) RGB uint8.
+
+    Raises:
+        BadVideoError: Naming the file if it is missing, cannot be opened
+            or decoded, or has fewer than 2 frames.
+    """
+    if not osp.isfile(video_path):
+        raise BadVideoError(f'Video file not found: {video_path}')
+    try:
+        reader = decord.VideoReader(video_path, num_threads=1)
+        num_frames = len(reader)
+    except Exception as e:  # decord raises RuntimeError or DECORDError
+        raise BadVideoError(
+            f'Cannot open video {video_path}: {e}'.strip()) from e
+    if num_frames < 2:
+        raise BadVideoError(f'Video {video_path} has {num_frames} frame(s); '
+                            'optical flow needs at least 2.')
+    shape = None
+    for i in range(num_frames):
+        try:
+            frame = reader.next().asnumpy()
+        except StopIteration:
+            raise BadVideoError(
+                f'Video {video_path} ended after {i} of the {num_frames} '
+                'frames its header announces.')
+        except Exception as e:
+            raise BadVideoError(
+                f'Cannot decode frame {i} of video {video_path}: {e}') from e
+        # decord 0.6 mis-shapes some sizes (e.g. 48x48 gives (48, 48, 4));
+        # refuse them rather than compute flow on scrambled pixels.
+        bad_shape = frame.ndim != 3 or frame.shape[2] != 3
+        if bad_shape or (shape is not None and frame.shape != shape):
+            raise BadVideoError(
+                f'decord returned frame {i} of video {video_path} with '
+                f'shape {frame.shape}; expected (H, W, 3)'
+                f'{" = " + str(shape) if shape else ""}.')
+        shape = frame.shape
+        yield frame
+
+
+def _settings(bound: float, new_short: Optional[int], also_rgb: bool,
+              method: str, flow_tmpl: str, rgb_tmpl: str,
+              jpeg_quality: int) -> Dict:
+    """The settings a finished folder must match to be reused."""
+    return dict(
+        bound=float(bound),
+        new_short=new_short,
+        also_rgb=bool(also_rgb),
+        method=method,
+        flow_tmpl=flow_tmpl,
+        rgb_tmpl=rgb_tmpl if also_rgb else None,
+        jpeg_quality=int(jpeg_quality))
+
+
+def extract_video_flow(video_path: PathLike,
+                       out_dir: PathLike,
+                       bound: float = 20.,
+                       new_short: Optional[int] = None,
+                       also_rgb: bool = False,
+                       method: str = 'tvl1',
+                       flow_tmpl: str = FLOW_TMPL,
+                       rgb_tmpl: str = RGB_TMPL,
+                       jpeg_quality: int = 95,
+                       overwrite: bool = False) -> VideoFlowResult:
+    """Extract one video's flow (and optionally RGB) frames into a folder.
+
+    The folder is built under a temporary name next to ``out_dir`` and
+    renamed into place after its ``.done`` marker is written, so
+    ``out_dir`` is either absent, finished, or a leftover from an older
+    tool, which is rebuilt.
+
+    Args:
+        video_path (str | PathLike): Input video, decoded with decord.
+        out_dir (str | PathLike): Folder receiving the images.
+        bound (float): Flow clipping bound in pixels for quantisation.
+        new_short (int, optional): Resize frames so their short side has
+            this length before computing flow; None keeps the size.
+        also_rgb (bool): Also write the ``n`` RGB frames as ``rgb_tmpl``.
+        method (str): Flow method for :func:`create_flow_estimator`.
+        flow_tmpl (str): Flow file template, formatted with ``'x'``/``'y'``
+            and the 1-based pair index.
+        rgb_tmpl (str): RGB file template, formatted with the 1-based frame
+            index.
+        jpeg_quality (int): JPEG quality, 0-100.
+        overwrite (bool): Rebuild even if a matching marker exists.
+
+    Returns:
+        VideoFlowResult: Flow and frame counts, and whether it was skipped.
+
+    Raises:
+        BadVideoError: Naming the file when it is missing, corrupt, or has
+            fewer than 2 frames.
+    """
+    video_path, out_dir = str(video_path), str(out_dir)
+    if new_short is not None and new_short <= 0:
+        raise ValueError(f'new_short must be positive, got {new_short}.')
+    estimator, method_used = create_flow_estimator(method)
+    settings = _settings(bound, new_short, also_rgb, method_used, flow_tmpl,
+                         rgb_tmpl, jpeg_quality)
+    done = read_done_marker(out_dir)
+    if not overwrite and done is not None and all(
+            done.get(k) == v for k, v in settings.items()):
+        return VideoFlowResult(done['total_frames'], done['num_frames'],
+                               True)
+
+    parent, name = osp.split(osp.abspath(out_dir))
+    tmp_dir = osp.join(parent, f'.{name}.tmp')
+    if osp.exists(tmp_dir):
+        # Left behind by an interrupted run.
+        shutil.rmtree(tmp_dir)
+    os.makedirs(tmp_dir)
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
+
+    def write(filename: str, image: np.ndarray) -> None:
+        path = osp.join(tmp_dir, filename)
+        if not cv2.imwrite(path, image, params):
+            raise OSError(f'Failed to write {path}')
+
+    num_frames = 0
+    shape = None
+
+    def frames() -> Iterator[np.ndarray]:
+        nonlocal num_frames, shape
+        for frame in _decode_frames(video_path):
+            if new_short is not None:
+                frame = _resize_short(frame, new_short)
+            num_frames += 1
+            shape = frame.shape[:2]
+            if also_rgb:
+                write(rgb_tmpl.format(num_frames),
+                      cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            yield frame
+
+    try:
+        total = 0
+        for total, flow in enumerate(iter_flow(frames(), estimator), 1):
+            write(flow_tmpl.format('x', total),
+                  quantize_flow(flow[..., 0], bound))
+            write(flow_tmpl.format('y', total),
+                  quantize_flow(flow[..., 1], bound))
+        with open(osp.join(tmp_dir, DONE_MARKER), 'w') as f:
+            json.dump(
+                dict(
+                    total_frames=total,
+                    num_frames=num_frames,
+                    height=shape[0],
+                    width=shape[1],
+                    **settings), f)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    if osp.lexists(out_dir):
+        shutil.rmtree(out_dir)
+    os.rename(tmp_dir, out_dir)
+    return VideoFlowResult(total, num_frames, False)
+
+
+def load_video_list(ann_file: PathLike,
+                    data_prefix: PathLike = '') -> List[VideoItem]:
+    """Read an mmaction2 video annotation file (``VideoDataset`` format).
+
+    Each non-empty line is ``<video path> [label ...]`` with the path
+    relative to ``data_prefix``. A video's output key is its path without
+    the extension, so ``class/vid.mp4`` is extracted to ``class/vid/``;
+    an absolute path is keyed by its file stem alone.
+
+    Args:
+        ann_file (str | PathLike): The annotation file.
+        data_prefix (str | PathLike): Folder the video paths are relative
+            to.
+
+    Returns:
+        list[VideoItem]: The videos in file order.
+    """
+    ann_file = str(ann_file)
+    if not osp.isfile(ann_file):
+        raise FileNotFoundError(f'Video list not found: {ann_file}')
+    items = []
+    with open(ann_file) as f:
+        for line in f:
+            tokens = line.split()
+            if not tokens:
+                continue
+            rel = tokens[0]
+            # An absolute path ignores data_prefix (as in VideoDataset's
+            # osp.join) and cannot be mirrored under out_root: key by stem.
+            key = osp.splitext(osp.basename(rel) if osp.isabs(rel) else rel)
+            items.append(
+                VideoItem(
+                    path=osp.join(str(data_prefix), rel),
+                    key=key[0],
+                    labels=tokens[1:]))
+    if not items:
+        raise ValueError(f'Video list {ann_file} has no entries.')
+    return items
+
+
+def scan_video_dir(video_dir: PathLike) -> List[VideoItem]:
+    """Find the videos under a folder, recursively, in sorted order.
+
+    Args:
+        video_dir (str | PathLike): Folder to search for files with a
+            suffix in ``VIDEO_EXTENSIONS``.
+
+    Returns:
+        list[VideoItem]: Unlabelled videos keyed by their relative path
+        without extension.
+    """
+    root = Path(video_dir)
+    paths = sorted(p for p in root.rglob('*')
+                   if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    if not paths:
+        raise ValueError(f'No videos ({", ".join(VIDEO_EXTENSIONS)}) found '
+                         f'under {video_dir}.')
+    return [
+        VideoItem(path=str(p), key=p.relative_to(root).with_suffix(
+            '').as_posix()) for p in paths
+    ]
+
+
+def _collect_videos(videos: Union[PathLike, Sequence[PathLike]],
+                    data_prefix: PathLike) -> List[VideoItem]:
+    if isinstance(videos, (str, os.PathLike)):
+        if osp.isdir(videos):
+            items = scan_video_dir(videos)
+        elif osp.isfile(videos):
+            items = load_video_list(videos, data_prefix)
+        else:
+            raise FileNotFoundError(
+                f'Neither a video list file nor a folder: {videos}')
+    else:
+        items = [
+            VideoItem(path=str(p), key=Path(p).stem) for p in videos
+        ]
+    seen: Dict[str, str] = {}
+    for item in items:
+        key = osp.normpath(item.key)
+        if key.startswith('..') or osp.isabs(key):
+            raise ValueError(f'Video {item.path} would be written outside '
+                             f'the output folder (key {item.key!r}).')
+        if key in seen:
+            raise ValueError(f'Videos {seen[key]} and {item.path} would both '
+                             f'be extracted to the folder {item.key!r}.')
+        seen[key] = item.path
+    return items
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """A start method that never forks a process with live threads.
+
+    Plain ``fork`` copies OpenCV's thread pool state from a parent that
+    has already computed flow (e.g. the caller ran
+    :func:`compute_tvl1_flow`), and the children then deadlock inside
+    ``cv2.setNumThreads``. The fork server is a fresh process, so children
+    forked from it start clean. It preloads this module when the plugin is
+    importable from the environment (installed, or on ``PYTHONPATH``);
+    otherwise, as CPython 3.11's fork server ignores the parent's runtime
+    ``sys.path``, each worker imports the plugin itself once.
+    """
+    if 'forkserver' not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context('spawn')
+    ctx = multiprocessing.get_context('forkserver')
+    ctx.set_forkserver_preload([__name__])
+    return ctx
+
+
+def _init_worker() -> None:
+    # Parallelism is across videos; OpenCV's own thread pool per process
+    # would oversubscribe the cores.
+    cv2.setNumThreads(1)
+
+
+def _extract_task(task: Tuple[int, str, str, Dict]) -> Tuple:
+    """Pool entry: returns (index, result or None, error message or None)."""
+    index, video_path, out_dir, kwargs = task
+    try:
+        return index, extract_video_flow(video_path, out_dir, **kwargs), None
+    except BadVideoError as e:
+        return index, None, str(e)
+
+
+def extract_flow(videos: Union[PathLike, Sequence[PathLike]],
+                 out_root: PathLike,
+                 data_prefix: PathLike = '',
+                 workers: int = 1,
+                 bound: float = 20.,
+                 new_short: Optional[int] = None,
+                 also_rgb: bool = False,
+                 method: str = 'tvl1',
+                 flow_tmpl: str = FLOW_TMPL,
+                 rgb_tmpl: str = RGB_TMPL,
+                 jpeg_quality: int = 95,
+                 skip_bad: bool = False,
+                 out_list: Optional[PathLike] = None,
+                 progress: bool = True) -> Dict:
+    """Extract flow for many videos in parallel, resumably.
+
+    Args:
+        videos (str | PathLike | Sequence): An mmaction2 video annotation
+            file (paths relative to ``data_prefix``), a folder searched for
+            videos, or a sequence of video paths (keyed by file stem).
+        out_root (str | PathLike): Root of the per-video folders.
+        data_prefix (str | PathLike): Prefix for the annotation file paths.
+        workers (int): Worker processes; 1 runs in this process.
+        bound (float): Flow quantisation bound in pixels.
+        new_short (int, optional): Short-side resize before flow.
+        also_rgb (bool): Also write RGB frames.
+        method (str): ``'tvl1'``, ``'dis'`` or ``'farneback'``.
+        flow_tmpl (str): Flow file template (``RawframeDataset``
+            ``filename_tmpl`` for ``modality='Flow'``).
+        rgb_tmpl (str): RGB file template.
+        jpeg_quality (int): JPEG quality, 0-100.
+        skip_bad (bool): Warn about missing/corrupt/too-short videos and
+            leave them out instead of raising.
+        out_list (str | PathLike, optional): Write a ``RawframeDataset``
+            annotation file, one ``<frame_dir> <total_frames> [label ...]``
+            line per extracted video in input order, ``frame_dir`` relative
+            to ``out_root`` and ``total_frames`` the flow count.
+        progress (bool): Show a progress bar with rate and ETA.
+
+    Returns:
+        dict: ``num_videos``, ``processed`` and ``skipped`` (reused
+        finished folders) counts, ``failed`` as ``[(path, reason)]``, and
+        ``entries`` as ``[(frame_dir, total_frames, labels)]``.
+
+    Raises:
+        BadVideoError: Naming the first bad video, unless ``skip_bad``.
+    """
+    if workers < 1:
+        raise ValueError(f'workers must be >= 1, got {workers}.')
+    items = _collect_videos(videos, data_prefix)
+    kwargs = dict(
+        bound=bound,
+        new_short=new_short,
+        also_rgb=also_rgb,
+        method=method,
+        flow_tmpl=flow_tmpl,
+        rgb_tmpl=rgb_tmpl,
+        jpeg_quality=jpeg_quality)
+    # Fail on bad settings here, not once per worker.
+    quantize_flow(np.zeros(1), bound)
+    if new_short is not None and new_short <= 0:
+        raise ValueError(f'new_short must be positive, got {new_short}.')
+    create_flow_estimator(method)
+
+    tasks = [(i, item.path, osp.join(str(out_root), item.key), kwargs)
+             for i, item in enumerate(items)]
+    results: List[Optional[VideoFlowResult]] = [None] * len(items)
+    failed = []
+    # mmengine's bar shows videos/s, elapsed time and ETA; stderr keeps
+    # stdout for results.
+    bar = ProgressBar(len(tasks), file=sys.stderr) if progress else None
+    pool = None
+    try:
+        if workers == 1:
+            outputs = map(_extract_task, tasks)
+        else:
+            pool = _worker_context().Pool(
+                min(workers, len(tasks)), initializer=_init_worker)
+            outputs = pool.imap_unordered(_extract_task, tasks)
+        for index, result, error in outputs:
+            if bar is not None:
+                bar.update()
+            if error is not None:
+                if not skip_bad:
+                    raise BadVideoError(error)
+                failed.append((items[index].path, error))
+            results[index] = result
+    finally:
+        if bar is not None:
+            sys.stderr.write('\n')
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+    if failed:
+        listing = '; '.join(reason for _, reason in failed)
+        warnings.warn(f'Skipped {len(failed)} of {len(items)} bad videos: '
+                      f'{listing}')
+    entries = [(item.key, res.total_frames, item.labels)
+               for item, res in zip(items, results) if res is not None]
+    if out_list is not None:
+        out_parent = osp.dirname(osp.abspath(str(out_list)))
+        os.makedirs(out_parent, exist_ok=True)
+        with open(out_list, 'w') as f:
+            for key, total, labels in entries:
+                f.write(' '.join([key, str(total), *labels]) + '\n')
+    done = [r for r in results if r is not None]
+    return dict(
+        num_videos=len(items),
+        processed=sum(not r.skipped for r in done),
+        skipped=sum(r.skipped for r in done),
+        failed=failed,
+        entries=entries)

@@ -1,0 +1,283 @@
+"""The student-only deploy path: :class:`DeployModel` (pixels in, class
+scores and optionally the hallucinated representation out) and the
+teacher's counterpart for the benchmark. See the README, "Deployment"."""
+import contextlib
+import logging
+import os
+import os.path as osp
+from typing import Dict, Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmaction.registry import MODELS
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.registry import init_default_scope
+
+from ..models.utils import reduce_to_vector
+from ..typing import PathLike
+from .spec import student_input_spec, without_pretrained
+
+
+# ----------------------------------------------------------------- models
+@contextlib.contextmanager
+def quiet_logger(level: int = logging.WARNING):
+    """Silence mmengine's INFO logs (``init_weights`` lists every
+    parameter) for the duration of a block."""
+    logger = MMLogger.get_current_instance()
+    old = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
+
+
+def build_student(cfg: Config,
+                  checkpoint: Optional[PathLike] = None,
+                  pretrained: bool = False) -> nn.Module:
+    """The recognizer of ``cfg.model`` without its teacher, in eval mode.
+
+    Args:
+        cfg (Config): The config.
+        checkpoint (str, optional): A checkpoint (``state_dict`` or
+            ``{'state_dict': ...}``, as written by the Runner or
+            ``torch.save``), loaded with ``weights_only=True``; its
+            ``teacher.*`` keys are ignored. ``None``: the config's own
+            initialisation.
+        pretrained (bool): Keep the config's ``pretrained`` weights
+            (downloads); by default they are switched off, since a
+            checkpoint or random weights follow.
+
+    Returns:
+        nn.Module: The student.
+    """
+    init_default_scope('mmaction')
+    model_cfg = dict(cfg.model)
+    if not pretrained:
+        model_cfg = without_pretrained(model_cfg)
+    if model_cfg.get('type') == 'HalluciNet':
+        # The deploy path never runs the teacher.
+        model_cfg.update(teacher=None, teacher_ckpt=None)
+    model = MODELS.build(model_cfg)
+    if checkpoint is None:
+        with quiet_logger():
+            model.init_weights()
+    else:
+        load_student_checkpoint(model, checkpoint)
+    return model.eval()
+
+
+def load_student_checkpoint(model: nn.Module, checkpoint: PathLike) -> None:
+    """Load a student's weights strictly (teacher keys ignored)."""
+    checkpoint = os.fspath(checkpoint)
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+    # The plugin's safe globals make mmengine's own checkpoints loadable.
+    import hallucinet_plugin  # noqa: F401
+    state = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    if isinstance(state, dict) and 'state_dict' in state:
+        state = state['state_dict']
+    if not isinstance(state, dict):
+        raise ValueError(f'{checkpoint}: not a checkpoint with a state dict')
+    state = {
+        k[len('module.'):] if k.startswith('module.') else k: v
+        for k, v in state.items() if not k.startswith(('teacher.',
+                                                       'module.teacher.'))
+    }
+    own = model.state_dict()
+    mismatched = [
+        f'{k}: {tuple(v.shape)} in the file, {tuple(own[k].shape)} in the '
+        'model' for k, v in state.items()
+        if k in own and tuple(own[k].shape) != tuple(v.shape)
+    ]
+    if mismatched:
+        raise ValueError(
+            f'checkpoint {checkpoint} does not fit the model of the config: '
+            f'{len(mismatched)} tensors of other shapes (e.g. '
+            f'{mismatched[:3]})')
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise KeyError(
+            f'checkpoint {checkpoint} does not fit the model of the config: '
+            f'{len(missing)} missing keys (e.g. {missing[:5]}), '
+            f'{len(unexpected)} unexpected keys (e.g. {unexpected[:5]})')
+
+
+def _normalizer(preprocessor: Optional[nn.Module],
+                shape: Tuple[int, ...]) -> Tuple[torch.Tensor, torch.Tensor,
+                                                 bool]:
+    """``mean``, ``std`` (reshaped to ``shape``) and ``to_rgb`` of an
+    mmaction2 data preprocessor; identity when it does not normalise."""
+    if preprocessor is not None and getattr(preprocessor,
+                                            '_enable_normalize', False):
+        mean = preprocessor.mean.detach().float().reshape(shape)
+        std = preprocessor.std.detach().float().reshape(shape)
+    else:
+        mean, std = torch.zeros(shape), torch.ones(shape)
+    return mean.clone(), std.clone(), bool(
+        getattr(preprocessor, 'to_rgb', False))
+
+
+class DeployModel(nn.Module):
+    """The student-only deploy path: pixels -> scores (and hallucination).
+
+    Runs the recognizer's own steps (``extract_student_feat`` ->
+    ``hallucinate`` -> ``fuse`` -> ``cls_head`` -> ``average_clip``) after
+    the data preprocessor's normalisation; see the module docstring for the
+    input and outputs.
+
+    Args:
+        model (nn.Module): A :class:`HalluciNet` without teacher (see
+            :func:`build_student`), in eval mode.
+        num_frames (int): Frames per prediction ``F`` (views x segments x
+            frames per segment).
+        with_hallu (bool): Also return the hallucinated representation.
+    """
+
+    def __init__(self,
+                 model: nn.Module,
+                 num_frames: int,
+                 with_hallu: bool = False) -> None:
+        super().__init__()
+        if getattr(model, 'teacher', None) is not None:
+            raise ValueError('the deploy path runs no teacher: build the '
+                             'model with build_student()')
+        if not hasattr(model, 'extract_student_feat'):
+            raise TypeError(f'{type(model).__name__} is not a HalluciNet '
+                            'recognizer')
+        if model.with_neck:
+            raise ValueError('the deploy path does not support a neck')
+        hallu_head = getattr(model, 'hallu_head', None)
+        if with_hallu and hallu_head is None:
+            raise ValueError('with_hallu: the model has no hallu_head (a '
+                             'vanilla student hallucinates nothing)')
+        if num_frames % model.frames_per_segment:
+            raise ValueError(
+                f'{num_frames} frames per prediction is not a multiple of '
+                f'frames_per_segment={model.frames_per_segment}')
+        pre = model.data_preprocessor
+        if getattr(pre, 'format_shape', 'NCHW') != 'NCHW':
+            raise ValueError('the deploy path takes 2D frames (format_shape '
+                             f"'NCHW'), got {pre.format_shape!r}")
+        self.model = model
+        self.num_frames = num_frames
+        self.with_hallu = with_hallu
+        mean, std, self.to_rgb = _normalizer(pre, (1, 1, -1, 1, 1))
+        self.register_buffer('mean', mean, persistent=False)
+        self.register_buffer('std', std, persistent=False)
+
+    @property
+    def num_segments(self) -> int:
+        return self.num_frames // self.model.frames_per_segment
+
+    def student_feat(self, imgs: torch.Tensor) -> Tuple[torch.Tensor, Dict]:
+        """Student features ``(B * S, F_seg * C)`` and the head's kwargs."""
+        model = self.model
+        if model.backbone_from == 'timm' and torch.jit.is_tracing():
+            # HalluciNet._timm_features splits the batch into
+            # max_testing_views chunks; the tracer would freeze that split
+            # to the example's batch size. Same computation, one chunk.
+            # [B, F, 3, H, W] -> [B * F, 3, H, W]
+            x = imgs.flatten(0, 1)
+            x = model.backbone.forward_head(
+                model.backbone.forward_features(x), pre_logits=True)
+            # [B * F, C] -> [B * S, F_seg * C]
+            x = x.reshape(-1, model.frames_per_segment * x.shape[1])
+            return x, dict(num_segs=self.num_segments, fcn_test=False)
+        return model.extract_student_feat(imgs, test_mode=True)
+
+    def forward(
+        self, imgs: torch.Tensor
+    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        """Scores ``(B, num_classes)`` and, with ``with_hallu``, the
+        hallucination ``(B, S, D)`` of pixels ``(B, F, 3, H, W)`` or
+        ``(B, 3, H, W)``."""
+        if imgs.dim() == 4:
+            # [B, 3, H, W] -> [B, 1, 3, H, W]
+            imgs = imgs.unsqueeze(1)
+        if imgs.dim() != 5 or imgs.shape[1] != self.num_frames:
+            raise ValueError(
+                f'expected pixels (B, {self.num_frames}, 3, H, W), got '
+                f'{tuple(imgs.shape)}')
+        if self.to_rgb:
+            imgs = imgs[:, :, [2, 1, 0]]
+        imgs = (imgs - self.mean) / self.std
+        model = self.model
+        feats, kwargs = self.student_feat(imgs)
+        hallu = None
+        if model.hallu_head is not None:
+            hallu = model.hallucinate(feats, kwargs['num_segs'])
+        # [B * S, C'] -> [B * S, C', 1, 1], the layout 2D heads pool.
+        scores = model.cls_head(model.fuse(feats, hallu)[..., None, None],
+                                **kwargs)
+        if hasattr(model.cls_head, 'average_clip'):
+            scores = model.cls_head.average_clip(scores, num_segs=1)
+        # average_clips=None keeps a view axis: [B, 1, K] -> [B, K]
+        scores = scores.reshape(imgs.shape[0], -1)
+        if not self.with_hallu:
+            return scores
+        # [B * S, D] -> [B, S, D]
+        return scores, hallu.reshape(imgs.shape[0], -1, hallu.shape[-1])
+
+
+class TeacherDeployModel(nn.Module):
+    """The 3D teacher as a classifier of raw clips (for the benchmark).
+
+    Args:
+        teacher (nn.Module): An mmaction2 3D recognizer (its class scores,
+            ``average_clips`` applied over the ``S`` clips) or a bare 3D
+            backbone (its pooled features).
+        preprocessor (nn.Module, optional): The teacher view's
+            normalisation (``HalluciNetDataPreprocessor.teacher``).
+    """
+
+    def __init__(self,
+                 teacher: nn.Module,
+                 preprocessor: Optional[nn.Module] = None) -> None:
+        super().__init__()
+        self.teacher = teacher.eval()
+        mean, std, self.to_rgb = _normalizer(preprocessor,
+                                             (1, 1, -1, 1, 1, 1))
+        self.register_buffer('mean', mean, persistent=False)
+        self.register_buffer('std', std, persistent=False)
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        """Scores ``(B, K)`` (or features ``(B, D)``) of pixels
+        ``(B, S, 3, T, H, W)``."""
+        if self.to_rgb:
+            clips = clips[:, :, [2, 1, 0]]
+        clips = (clips - self.mean) / self.std
+        teacher = self.teacher
+        num_segs = clips.shape[1]
+        if getattr(teacher, 'with_cls_head', False):
+            out, _ = teacher.extract_feat(clips, stage='head')
+            if hasattr(teacher.cls_head, 'average_clip'):
+                out = teacher.cls_head.average_clip(out, num_segs=num_segs)
+        elif hasattr(teacher, 'extract_feat'):
+            out, _ = teacher.extract_feat(clips, stage='backbone')
+            out = reduce_to_vector(out)
+        else:
+            # [B, S, C, T, H, W] -> [B * S, C, T, H, W]
+            out = reduce_to_vector(teacher(clips.flatten(0, 1)))
+        return out.reshape(clips.shape[0], -1)
+
+
+def build_deploy_model(cfg: Config,
+                       checkpoint: Optional[PathLike] = None,
+                       with_hallu: bool = False,
+                       num_frames: Optional[int] = None) -> DeployModel:
+    """:class:`DeployModel` of a config; ``num_frames`` defaults to the
+    test pipeline's (:func:`student_input_spec`)."""
+    if num_frames is None:
+        num_frames = student_input_spec(cfg)['num_frames']
+    return DeployModel(build_student(cfg, checkpoint), num_frames,
+                       with_hallu).eval()
+
+
+def input_shape(deploy: DeployModel, size: Tuple[int, int]) -> Tuple:
+    """Per-sample input shape of a deploy model: ``(F, 3, H, W)``, or
+    ``(3, H, W)`` when ``F == 1``."""
+    if deploy.num_frames == 1:
+        return (3, *size)
+    return (deploy.num_frames, 3, *size)

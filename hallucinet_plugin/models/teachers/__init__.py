@@ -1,0 +1,3 @@
+from .frozen_teacher import FrozenTeacher, build_teacher
+
+__all__ = ['FrozenTeacher', 'build_teacher']

@@ -1,0 +1,167 @@
+import copy
+import os.path as osp
+from typing import Optional, Union
+
+import torch
+import torch.nn as nn
+from mmaction.registry import MODELS
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+
+from ...typing import ConfigType
+from ...utils.checkpoint import read_state_dict
+from ..utils import reduce_to_vector
+
+# Missing teacher keys under these prefixes do not matter: the hallucinated
+# representation comes from the backbone (or a neck), never from the
+# teacher's classifier.
+_UNUSED_TEACHER_PREFIXES = ('cls_head.', 'data_preprocessor.')
+
+
+def build_teacher(teacher: Union[str, ConfigType]) -> nn.Module:
+    """Build a 3D teacher from a config dict or a config file's ``model``.
+
+    Args:
+        teacher (str | dict): A config dict of an mmaction2 model (a 3D
+            recognizer or a bare 3D backbone) or the path of a config file
+            whose ``model`` is used.
+
+    Returns:
+        nn.Module: The teacher.
+    """
+    if isinstance(teacher, str):
+        if not osp.isfile(teacher):
+            raise FileNotFoundError(f'teacher config not found: {teacher}')
+        teacher = Config.fromfile(teacher)['model']
+    teacher = copy.deepcopy(dict(teacher))
+    # A recognizer's own data preprocessor is not used: the teacher view is
+    # normalised by HalluciNetDataPreprocessor.
+    teacher.pop('data_preprocessor', None)
+    return MODELS.build(teacher)
+
+
+@MODELS.register_module()
+class FrozenTeacher(nn.Module):
+    """A frozen 3D teacher and the representation it is hallucinated from.
+
+    Builds the teacher, loads its checkpoint, freezes it (no gradients;
+    BatchNorm and dropout stay in eval mode whatever ``train()`` says) and
+    reduces the output of ``layer`` to one vector per clip. The online
+    target of :class:`HalluciNet` and the feature bank's extraction both
+    call this module, so the two cannot differ.
+
+    Args:
+        model (str | dict): An mmaction2 3D recognizer or bare 3D backbone
+            config, or a config file path whose ``model`` is used.
+        checkpoint (str, optional): The teacher's checkpoint.
+        layer (str, optional): Name of a submodule (as in
+            ``named_modules()``, e.g. ``'backbone.layer3'``) whose output is
+            hallucinated; default: what the backbone returns.
+        pool (str): ``'avg'`` or ``'max'`` reduction to one vector per clip.
+        max_missing_keys (int): Checkpoint keys (outside the teacher's
+            classifier) allowed to be missing before loading fails.
+    """
+
+    def __init__(self,
+                 model: Union[str, ConfigType],
+                 checkpoint: Optional[str] = None,
+                 layer: Optional[str] = None,
+                 pool: str = 'avg',
+                 max_missing_keys: int = 0) -> None:
+        super().__init__()
+        if pool not in ('avg', 'max'):
+            raise ValueError(f"teacher pool must be 'avg' or 'max', got "
+                             f'{pool!r}')
+        self.model = build_teacher(model)
+        self.layer = layer
+        self.pool = pool
+        if checkpoint is not None:
+            self.load(checkpoint, max_missing_keys)
+        for param in self.model.parameters():
+            param.requires_grad = False
+        self.model.eval()
+
+    def load(self, filename: str, max_missing: int = 0) -> None:
+        """Load the teacher's weights and mark it initialised.
+
+        Args:
+            filename (str): A checkpoint path or URL (``teacher_ckpt``).
+            max_missing (int): Missing keys allowed outside the teacher's
+                classifier.
+        """
+        state = read_state_dict(filename, 'teacher_ckpt',
+                                'the trained teacher checkpoint')
+        own = self.model.state_dict()
+        # A classifier for other classes does not matter: it is never used.
+        state = {
+            k: v
+            for k, v in state.items()
+            if not (k.startswith(_UNUSED_TEACHER_PREFIXES) and k in own
+                    and own[k].shape != v.shape)
+        }
+        mismatched = [
+            f'{k}: {tuple(v.shape)} in the file, {tuple(own[k].shape)} in '
+            'the model' for k, v in state.items()
+            if k in own and own[k].shape != v.shape
+        ]
+        name = type(self.model).__name__
+        if mismatched:
+            raise ValueError(
+                f'teacher_ckpt {filename} does not fit the teacher {name}: '
+                f'{len(mismatched)} tensors of other shapes (e.g. '
+                f'{mismatched[:3]}); is it the same architecture?')
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        missing = [
+            k for k in missing if not k.startswith(_UNUSED_TEACHER_PREFIXES)
+        ]
+        logger = MMLogger.get_current_instance()
+        if len(missing) > max_missing:
+            raise KeyError(
+                f'teacher_ckpt {filename} does not fit the teacher {name}: '
+                f'{len(missing)} missing keys (e.g. {missing[:5]}), '
+                f'{len(unexpected)} unexpected keys (e.g. '
+                f'{unexpected[:5]}); is it the same architecture?')
+        if missing or unexpected:
+            logger.warning(
+                f'teacher_ckpt {filename}: missing keys {missing}, '
+                f'unexpected keys {unexpected[:20]}')
+        logger.info(f'loaded teacher weights from {filename}')
+        self.model._is_init = True
+
+    def train(self, mode: bool = True) -> 'FrozenTeacher':
+        """Whatever ``mode``, the teacher stays in eval mode."""
+        super().train(mode)
+        self.model.eval()
+        return self
+
+    @torch.no_grad()
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        """The teacher's representation of each clip.
+
+        Args:
+            clips (Tensor): ``(N, S, C, T, H, W)``, one clip per segment.
+
+        Returns:
+            Tensor: ``(N * S, D)``.
+        """
+        captured = []
+        handle = None
+        if self.layer is not None:
+            modules = dict(self.model.named_modules())
+            if self.layer not in modules:
+                raise KeyError(f'teacher_layer {self.layer!r} is not a '
+                               'submodule of the teacher')
+            handle = modules[self.layer].register_forward_hook(
+                lambda module, args, out: captured.append(out))
+        try:
+            if hasattr(self.model, 'extract_feat'):
+                out, _ = self.model.extract_feat(clips, stage='backbone')
+            else:
+                # [N, S, C, T, H, W] -> [N * S, C, T, H, W]
+                out = self.model(clips.flatten(0, 1))
+        finally:
+            if handle is not None:
+                handle.remove()
+        if captured:
+            out = captured[0]
+        return reduce_to_vector(out, self.pool)

@@ -1,0 +1,98 @@
+"""The --unlabelled config switch (use_unlabelled): what it writes, that the
+written-out configs equal it, and its refusals."""
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+
+from hallucinet_plugin.datasets.unlabelled import use_unlabelled
+from hallucinet_plugin.feature_bank.switch import use_teacher_bank
+from tests.conftest import REPO
+
+DEMO = osp.join(REPO, 'configs/demo/hallucinet_resnet10t_r3d-tiny_adam-'
+                '10e_demo.py')
+VANILLA = osp.join(REPO, 'configs/demo/vanilla_resnet10t_adam-10e_demo.py')
+
+
+@pytest.fixture
+def unlabelled(tmp_path):
+    path = tmp_path / 'unlabelled.txt'
+    path.write_text('a.mp4\nb.mp4\n')
+    return str(path)
+
+
+def test_switch_mixes_batches_in_the_ratio(unlabelled):
+    cfg = use_unlabelled(Config.fromfile(DEMO), unlabelled, ratio=2.5)
+    loader = cfg.train_dataloader
+    # 16 labelled videos per batch, 40 unlabelled on top.
+    assert loader.batch_size == 56
+    assert loader.sampler == dict(
+        type='MixedSourceSampler',
+        batch_size=56,
+        source_ratio=[16, 40],
+        shuffle=True)
+    labelled, extra = loader.dataset.datasets
+    assert labelled == Config.fromfile(DEMO).train_dataloader.dataset
+    assert extra.ann_file == unlabelled and extra.unlabelled
+    assert extra.data_prefix.video == labelled.data_prefix.video
+    assert extra.pipeline == labelled.pipeline
+    assert not extra.ignore_labels
+
+
+@pytest.mark.parametrize('config', [
+    'configs/demo/hallucinet-unlabelled_resnet10t_r3d-tiny_adam-10e_demo.py',
+    'configs/hallucinet_vgg11-bn_resnext101_adam-30e_ucf101-static-'
+    'kinetics400-unlabelled.py'
+])
+def test_written_out_configs_equal_the_switch(config, unlabelled):
+    path = osp.join(REPO, config)
+    written = Config.fromfile(path)
+    extra = written.train_dataloader.dataset.datasets[1]
+    with open(path) as f:
+        base = next(line for line in f if line.startswith('_base_'))
+    base = osp.join(osp.dirname(path), base.split("'")[1])
+    # The switch checks that the list exists (the Kinetics one is not
+    # here): an existing stand-in, then the written path.
+    switched = use_unlabelled(
+        Config.fromfile(base),
+        unlabelled,
+        ratio=1,
+        ignore_labels=True,
+        data_prefix=extra.data_prefix.video)
+    switched.train_dataloader.dataset.datasets[1].ann_file = extra.ann_file
+    assert written.train_dataloader.to_dict() == \
+        switched.train_dataloader.to_dict()
+
+
+def test_bank_is_read_by_both_datasets_with_their_own_prefix(
+        tmp_path, unlabelled):
+    store = tmp_path / 'bank.lmdb'
+    store.mkdir()
+    cfg = use_teacher_bank(Config.fromfile(DEMO), str(store))
+    use_unlabelled(cfg, unlabelled, data_prefix='/data/kinetics')
+    prefixes = []
+    for dataset in cfg.train_dataloader.dataset.datasets:
+        load = [t for t in dataset.pipeline
+                if t['type'] == 'LoadTeacherFeatures']
+        assert len(load) == 1 and load[0]['store'] == str(store)
+        prefixes.append(load[0]['data_prefix'])
+    assert prefixes == ['data/demo/videos', '/data/kinetics']
+
+
+def test_refusals(tmp_path, unlabelled):
+    with pytest.raises(ValueError, match='model.hallu_head is not set'):
+        use_unlabelled(Config.fromfile(VANILLA), unlabelled)
+    with pytest.raises(FileNotFoundError, match='missing.txt'):
+        use_unlabelled(Config.fromfile(DEMO), str(tmp_path / 'missing.txt'))
+    with pytest.raises(ValueError, match='must be positive'):
+        use_unlabelled(Config.fromfile(DEMO), unlabelled, ratio=0)
+    with pytest.raises(ValueError, match='gives no unlabelled sample'):
+        use_unlabelled(Config.fromfile(DEMO), unlabelled, ratio=0.01)
+    cfg = use_unlabelled(Config.fromfile(DEMO), unlabelled)
+    with pytest.raises(ValueError, match='already mixes'):
+        use_unlabelled(cfg, unlabelled)
+    cfg = Config.fromfile(DEMO)
+    cfg.train_dataloader.sampler = dict(type='InfiniteSampler')
+    with pytest.raises(ValueError, match='only configs with the '
+                       'DefaultSampler'):
+        use_unlabelled(cfg, unlabelled)

@@ -1,0 +1,241 @@
+"""The cost benchmark: the tool on a tiny config, and its parts."""
+import json
+import math
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from hallucinet_plugin.deploy.benchmark import plan_jobs, preset_configs
+from hallucinet_plugin.deploy.cost import (
+    count_flops,
+    measure_latency_ratio,
+    measure_peak_memory,
+)
+from hallucinet_plugin.utils.config import load_config
+from tests.conftest import run_tool
+
+STUDENT_DIM, TEACHER_DIM, NUM_CLASSES = 96, 16, 3
+
+
+def tiny_config() -> Config:
+    """timm test_resnet student at 32x32, a ResNet3d-18 teacher at 1/8
+    width on 8x32x32 clips."""
+    model = dict(
+        type='HalluciNet',
+        backbone=dict(type='timm.test_resnet', pretrained=False),
+        teacher=dict(
+            type='Recognizer3D',
+            backbone=dict(
+                type='ResNet3d',
+                depth=18,
+                base_channels=8,
+                pretrained=None,
+                pretrained2d=False,
+                conv1_stride_t=1,
+                pool1_stride_t=1),
+            cls_head=dict(
+                type='I3DHead', num_classes=NUM_CLASSES, in_channels=64)),
+        teacher_ckpt='does/not/exist.pth',
+        hallu_head=dict(
+            type='HallucinationHead',
+            in_channels=STUDENT_DIM,
+            out_channels=TEACHER_DIM),
+        cls_head=dict(
+            type='TSNHead',
+            num_classes=NUM_CLASSES,
+            in_channels=STUDENT_DIM + TEACHER_DIM,
+            average_clips='prob'),
+        data_preprocessor=dict(
+            type='HalluciNetDataPreprocessor',
+            mean=[127.5] * 3,
+            std=[64.] * 3,
+            teacher=dict(mean=[127.5] * 3, std=[64.] * 3)))
+    test_pipeline = [
+        dict(type='DecordInit'),
+        dict(type='HalluSampleFrames', with_teacher=False, test_mode=True),
+        dict(type='DecordDecode'),
+        dict(type='Resize', scale=(32, 32), keep_ratio=False),
+        dict(type='FormatShape', input_format='NCHW'),
+        dict(type='PackActionInputs')
+    ]
+    train_pipeline = [
+        dict(type='DecordInit'),
+        dict(type='HalluSampleFrames', clip_len=8),
+        dict(type='DecordDecode'),
+        dict(type='HalluSplitViews', teacher_scale=(32, 32)),
+        dict(type='FormatShape', input_format='NCHW'),
+        dict(type='PackActionInputs', collect_keys=('imgs', 'teacher_imgs'))
+    ]
+    return Config(
+        dict(
+            model=model,
+            test_pipeline=test_pipeline,
+            train_pipeline=train_pipeline))
+
+
+def markdown_table(text: str, first_header: str):
+    """Header and rows of the Markdown table whose header starts so."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines)
+                 if line.startswith(f'| {first_header}'))
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith('|'):
+            break
+        rows.append([c.strip() for c in line.strip('|').split('|')])
+    return rows[0], rows[2:]
+
+
+def test_benchmark_tool(tmp_path):
+    cfg = tiny_config()
+    cfg.dump(str(tmp_path / 'tiny_hallucinet.py'))
+    out = tmp_path / 'report'
+    proc = run_tool('tools/benchmark.py', str(tmp_path / 'tiny_hallucinet.py'),
+                    '--device', 'cpu', '--batch', '2', '--warmup', '1',
+                    '--repeats', '3', '--batch-warmup', '0',
+                    '--batch-repeats', '2', '--onnx', '--threads', '1',
+                    '--out', str(out))
+    markdown = open(out / 'benchmark.md').read()
+    assert markdown in proc.stdout
+    header, rows = markdown_table(markdown, 'model | role')
+    assert len(header) == 19
+    assert 'ORT b1 (ms)' in header and 'peak mem b2 (MB)' in header
+    assert [r[:3] for r in rows] == [
+        ['tiny_hallucinet', 'student', '3x32x32'],
+        ['tiny_hallucinet [vanilla twin]', 'vanilla twin', '3x32x32'],
+        ['teacher ResNet3d-18', 'teacher', '1x3x8x32x32'],
+    ]
+    for row in rows:
+        assert len(row) == len(header)
+        for cell in row:
+            assert cell and cell.lower() not in ('n/a', 'nan', 'inf')
+    ratio_tables = markdown.split('### ')[1:]
+    assert [t.splitlines()[0] for t in ratio_tables] == [
+        'Student / teacher', 'HalluciNet / vanilla student'
+    ]
+    expected = [['tiny_hallucinet', 'teacher ResNet3d-18'],
+                ['tiny_hallucinet', 'tiny_hallucinet [vanilla twin]']]
+    for text, names in zip(ratio_tables, expected):
+        header, ratio_rows = markdown_table(text, 'model | reference')
+        assert header[-3:] == ['paired latency b1', 'paired IQR',
+                               'paired best']
+        assert len(ratio_rows) == 1 and ratio_rows[0][:2] == names
+        assert all(cell and cell != 'n/a' for cell in ratio_rows[0])
+
+    result = json.load(open(out / 'benchmark.json'))
+    cpu = result['devices']['cpu']
+    student, twin, teacher = cpu['rows']
+    for row in cpu['rows']:
+        for key, value in row.items():
+            if isinstance(value, float):
+                assert math.isfinite(value) and value > 0, (row['name'], key)
+        assert row['peak_mem_batch_mb'] > row['peak_mem_mb']
+        assert row['throughput_per_s'] == pytest.approx(
+            1000 / row['batch_ms_per_sample'])
+    # HalluciNet = its twin + the hallucination head (96 -> 16) + the
+    # classifier's 16 extra inputs (3 classes), in parameters and FLOPs.
+    extra_params = STUDENT_DIM * TEACHER_DIM + TEACHER_DIM + \
+        TEACHER_DIM * NUM_CLASSES
+    assert round((student['params_m'] - twin['params_m']) * 1e6) == \
+        extra_params
+    extra_flops = 2 * STUDENT_DIM * TEACHER_DIM + \
+        2 * TEACHER_DIM * NUM_CLASSES
+    assert round((student['gflops'] - twin['gflops']) * 1e9) == extra_flops
+    assert cpu['student_teacher'][0]['reference'] == teacher['name']
+    assert cpu['student_teacher'][0]['paired_latency'] > 0
+    assert cpu['student_teacher'][0]['params_m'] == pytest.approx(
+        student['params_m'] / teacher['params_m'])
+    ratio = cpu['hallucinet_vanilla'][0]
+    assert ratio['reference'] == twin['name']
+    assert ratio['paired_latency'] > 0
+    assert result['meta']['flops'].startswith(
+        'torch.utils.flop_counter.FlopCounterMode')
+
+
+def test_peak_memory_cpu():
+    """Three 4 MiB tensors alive at once: a 12 MiB peak."""
+    n = 2**20  # float32: 4 MiB
+
+    def fn():
+        a = torch.ones(n)
+        b = torch.ones(n)
+        c = a + b
+        return c.sum()
+
+    peak = measure_peak_memory(fn)
+    assert 12 * 2**20 <= peak < 12.5 * 2**20
+
+
+def test_flops_of_linear():
+    layer = torch.nn.Linear(10, 4)
+    assert count_flops(layer, torch.ones(3, 10)) == 2 * 3 * 10 * 4
+
+
+def test_latency_ratio_interleaves():
+    calls = []
+
+    def ref(x):
+        calls.append('ref')
+
+    def new(x):
+        calls.append('new')
+
+    res = measure_latency_ratio(ref, new, 0, warmup=1, repeats=4)
+    assert calls == ['ref', 'new'] + ['ref', 'new', 'new', 'ref'] * 2
+    assert set(res) >= {'median', 'iqr', 'min', 'max', 'ref_ms', 'ms',
+                        'best'}
+    assert res['min'] <= res['median'] <= res['max']
+
+
+def _named(preset):
+    paths = preset_configs(preset)['configs']
+    return [(osp.splitext(osp.basename(p))[0], load_config(p))
+            for p in paths]
+
+
+def test_demo_preset_plan():
+    """Fused and direct use the vanilla config of the run; 2f (two frames)
+    gets its vanilla twin; the four share one teacher."""
+    preset = preset_configs('demo')
+    jobs = plan_jobs(_named('demo'), preset['student_size'],
+                     preset['teacher_shape'])
+    by_name = {job.name: job for job in jobs}
+    by_key = {job.key: job for job in jobs}
+    teachers = [job for job in jobs if job.role == 'teacher']
+    # One 16-frame clip per student frame.
+    assert len(teachers) == 1 and teachers[0].shape[:3] == (1, 3, 16)
+    vanilla = by_name['vanilla_resnet10t_adam-10e_demo']
+    assert len(vanilla.shape) == 3 and vanilla.shape[0] == 3
+    fused = by_name['hallucinet_resnet10t_r3d-tiny_adam-10e_demo']
+    direct = by_name['hallucinet-direct_resnet10t_r3d-tiny_adam-10e_demo']
+    two = by_name['hallucinet-2f_resnet10t_r3d-tiny_adam-10e_demo']
+    assert fused.shape == direct.shape == vanilla.shape
+    assert by_key[fused.info['reference']] is vanilla
+    assert by_key[direct.info['reference']] is vanilla
+    assert two.shape == (2, *vanilla.shape)
+    twin = by_key[two.info['reference']]
+    assert twin.role == 'vanilla twin' and twin.shape == two.shape
+    for job in (vanilla, fused, direct, two):
+        assert job.info['teacher'] == teachers[0].key
+
+
+def test_paper_preset_plan():
+    jobs = plan_jobs(_named('paper'))
+    roles = [(job.role, job.shape) for job in jobs]
+    assert roles == [('student', (3, 227, 227)), ('student', (3, 227, 227)),
+                     ('teacher', (1, 3, 16, 112, 112))]
+    vanilla, hallucinet, teacher = jobs
+    assert teacher.name == 'teacher ResNeXt3D-101'
+    assert hallucinet.info['reference'] == vanilla.key
+
+
+def test_teacher_named_by_depth_and_blocks():
+    from hallucinet_plugin.deploy.benchmark import _describe_teacher
+    assert _describe_teacher(dict(type='ResNet3d', depth=18)) == 'ResNet3d-18'
+    assert _describe_teacher(
+        dict(type='Recognizer3D',
+             backbone=dict(type='ResNet3d', depth=18,
+                           stage_blocks=(1, 1, 1, 1)))) == \
+        'ResNet3d-18 (blocks 1-1-1-1)'

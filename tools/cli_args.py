@@ -1,0 +1,75 @@
+"""Command-line pieces shared by the tools (not part of the package):
+mmaction2's common train/test arguments and the ``--unlabelled`` flags of
+``train.py`` and ``extract_teacher_features.py``."""
+import argparse
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+
+from hallucinet_plugin.datasets import use_unlabelled
+
+
+def common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('config', help='config file path')
+    parser.add_argument(
+        '--work-dir', help='where logs and checkpoints go (default: '
+        './work_dirs/<config name>)')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value (see mmaction2)')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def add_unlabelled_args(parser: argparse.ArgumentParser) -> None:
+    """``--unlabelled LIST [--unlabelled-ratio R]
+    [--unlabelled-ignore-labels] [--unlabelled-prefix DIR]``, of
+    tools/train.py and tools/extract_teacher_features.py."""
+    parser.add_argument(
+        '--unlabelled',
+        metavar='LIST',
+        help='also train the hallucination loss on these unlabelled videos '
+        '(a path per line, relative to the train videos\' data_prefix): '
+        'each batch adds R unlabelled samples per labelled one')
+    parser.add_argument(
+        '--unlabelled-ratio',
+        metavar='R',
+        type=float,
+        default=1.0,
+        help='unlabelled samples per labelled sample in a batch (default 1)')
+    parser.add_argument(
+        '--unlabelled-ignore-labels',
+        action='store_true',
+        help='the --unlabelled list is a labelled list ("<path> <label>"); '
+        'use its videos without ever reading the labels')
+    parser.add_argument(
+        '--unlabelled-prefix',
+        metavar='DIR',
+        help='folder the --unlabelled paths are relative to (default: the '
+        "train videos' data_prefix)")
+
+
+def apply_unlabelled_args(cfg: Config, args: argparse.Namespace) -> None:
+    """Apply the ``--unlabelled`` options (see :func:`use_unlabelled`)."""
+    if args.unlabelled is None:
+        if args.unlabelled_ignore_labels or args.unlabelled_prefix:
+            raise ValueError('--unlabelled-ignore-labels and '
+                             '--unlabelled-prefix need --unlabelled')
+        return
+    use_unlabelled(cfg, args.unlabelled, args.unlabelled_ratio,
+                   args.unlabelled_ignore_labels, args.unlabelled_prefix)
+
+
+def work_dir_of(cfg: Config, args: argparse.Namespace) -> str:
+    # CLI > config > ./work_dirs/<config name>, as in mmaction2.
+    if args.work_dir is not None:
+        return args.work_dir
+    if cfg.get('work_dir', None) is not None:
+        return cfg.work_dir
+    return osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
