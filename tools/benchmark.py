@@ -25,8 +25,10 @@ import os
 import os.path as osp
 import sys
 
-# Run from a source checkout without installing.
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+# The checkout the presets' config paths are relative to; also lets the
+# tool run from a source checkout without installing.
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
 # The profiler that measures CPU memory logs every start and stop (and a
 # missing GPU) to stderr; read once, when torch loads.
 os.environ.setdefault('KINETO_LOG_LEVEL', '6')
@@ -192,7 +194,7 @@ def main(argv=None) -> dict:
     configs = args.configs
     student_size, teacher_shape = args.student_size, args.teacher_shape
     if args.preset:
-        preset = preset_configs(args.preset)
+        preset = preset_configs(args.preset, REPO)
         configs = preset['configs']
         student_size = student_size or preset['student_size']
         teacher_shape = teacher_shape or preset['teacher_shape']

@@ -22,7 +22,8 @@ import sys
 # Run from a source checkout without installing.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from hallucinet_plugin.converters.flow import FLOW_METHODS, extract_flow
+from hallucinet_plugin.converters import extract_flow
+from hallucinet_plugin.converters.flow import FLOW_METHODS
 from hallucinet_plugin.datasets.transforms.load_flow_clips import (
     FLOW_TMPL,
     RGB_TMPL,

@@ -1,5 +1,7 @@
 # MoNet (Tang, Ma and Zhou, "Hallucinating Optical Flow Features for Video
-# Classification", IJCAI 2019) on TSN-R50 with 8 segments.
+# Classification", IJCAI 2019) on mmaction2's TSN-R50 recipe with 8
+# segments: its student, sampling and validation pipeline; UCF101 and the
+# paper's schedule instead of Kinetics-400 and SGD.
 #
 # Two streams from RGB alone: the appearance stream (an ImageNet-pretrained
 # TSN-R50 on one frame per segment, cls_head) and the hallucinated motion
@@ -26,9 +28,14 @@
 # tanh. The paper trains MoNet on features of fixed TSN networks; here the
 # student is trained end to end (freeze it with backbone.frozen_stages=4,
 # norm_eval=True for the paper's setting).
-_base_ = ['../_base_/default_runtime.py']
+_base_ = ('../_base_/mmaction/'
+          'tsn_imagenet-pretrained-r50_8xb32-1x1x8-100e_kinetics400-rgb.py')
 
-dataset_type = 'VideoDataset'
+# The plugin's runtime additions (configs/_base_/default_runtime.py).
+custom_imports = dict(
+    imports=['hallucinet_plugin'], allow_failed_imports=False)
+custom_hooks = [dict(type='FiniteLossHook')]
+
 data_root = 'data/ucf101/videos'
 flow_root = 'data/ucf101/flow'  # tools/extract_flow.py --out
 split = 1
@@ -63,12 +70,10 @@ flow_teacher = dict(
         average_clips='prob'))
 
 model = dict(
-    type='HalluciNet',
-    backbone=dict(
-        type='ResNet',
-        depth=50,
-        pretrained='torchvision://resnet50',
-        norm_eval=False),
+    type='HalluciNet',  # the recipe's ResNet-50 is the appearance student
+    # torchvision's ImageNet weights, as in the TSM and TRN recipes (the
+    # TSN recipe names torchvision's newer V2 weights).
+    backbone=dict(pretrained='torchvision://resnet50'),
     teacher=flow_teacher,
     teacher_ckpt=flow_teacher_ckpt,
     hallu_head=dict(
@@ -91,15 +96,7 @@ model = dict(
             classifier_prefix='cls_head.')),
     fusion='late',
     late_fusion_weights=(1.0, 1.0),
-    cls_head=dict(
-        type='TSNHead',
-        num_classes=num_classes,
-        in_channels=feat_dim,
-        spatial_type='avg',
-        consensus=dict(type='AvgConsensus', dim=1),
-        dropout_ratio=0.4,
-        init_std=0.01,
-        average_clips='prob'),
+    cls_head=dict(num_classes=num_classes),
     hallu_cls_head=dict(
         type='TSNHead',
         num_classes=num_classes,
@@ -111,9 +108,6 @@ model = dict(
         average_clips='prob'),
     data_preprocessor=dict(
         type='HalluciNetDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        format_shape='NCHW',
         # (N, S, 2 * flow_len, H, W) flow stacks: 'NCHW' normalises the
         # channel axis, mmaction2's flow TSN normalisation.
         teacher=dict(
@@ -152,56 +146,31 @@ train_pipeline = [
     dict(type='FormatShape', input_format='NCHW'),
     dict(type='PackActionInputs', collect_keys=('imgs', 'teacher_imgs'))
 ]
-# One view of 8 segments: MoNet reads the segments as one sequence, so
-# several crops or clips per video would be mixed into it.
-val_pipeline = [
-    dict(type='DecordInit'),
-    dict(
-        type='SampleFrames',
-        clip_len=1,
-        frame_interval=1,
-        num_clips=num_segments,
-        test_mode=True),
-    dict(type='DecordDecode'),
-    dict(type='Resize', scale=(-1, 256)),
-    dict(type='CenterCrop', crop_size=224),
-    dict(type='FormatShape', input_format='NCHW'),
-    dict(type='PackActionInputs')
-]
-test_pipeline = val_pipeline
+# Tested on the recipe's validation view, one view of 8 segments: MoNet
+# reads the segments as one sequence, so several crops or clips per video
+# would be mixed into it.
+test_pipeline = {{_base_.val_pipeline}}
 
 train_dataloader = dict(
     batch_size=8,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
-        type=dataset_type,
         ann_file=ann_file_train,
         data_prefix=dict(video=data_root),
         pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=8,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(ann_file=ann_file_val, data_prefix=dict(video=data_root)))
+test_dataloader = dict(
+    batch_size=8,
     dataset=dict(
-        type=dataset_type,
         ann_file=ann_file_val,
         data_prefix=dict(video=data_root),
-        pipeline=val_pipeline,
-        test_mode=True))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='AccMetric')
-test_evaluator = val_evaluator
+        pipeline=test_pipeline))
 
-train_cfg = dict(
-    type='EpochBasedTrainLoop', max_epochs=40, val_begin=1, val_interval=1)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
+train_cfg = dict(max_epochs=40)
 optim_wrapper = dict(
-    optimizer=dict(type='Adam', lr=2e-4),
-    clip_grad=dict(max_norm=1.0, norm_type=2))
+    optimizer=dict(_delete_=True, type='Adam', lr=2e-4),
+    clip_grad=dict(max_norm=1.0))
 param_scheduler = [
     dict(
         type='MultiStepLR',
@@ -211,4 +180,5 @@ param_scheduler = [
         milestones=[15, 30],
         gamma=0.1)
 ]
-default_hooks = dict(checkpoint=dict(interval=5, max_keep_ckpts=3))
+default_hooks = dict(checkpoint=dict(interval=5))
+auto_scale_lr = dict(base_batch_size=8)  # 1 GPU x 8 videos

@@ -3,18 +3,24 @@
 # writes. MoNet configs load it (frozen) as their teacher and reuse its
 # cls_head in MoNetLoss.
 #
-# Follows mmaction2's flow TSN recipe (Recognizer2D, ResNet-50 with
-# in_channels = 2 * clip_len, mean/std 128 per channel, SampleFrames with
-# clip_len 5, FormatShape('NCHW_Flow')) with UCF101 split 1 and this
-# project's flow file names. mmaction2's ResNet skips the ImageNet conv1 for
-# 10 input channels (different shape), so conv1 starts random while the
-# other layers are ImageNet-pretrained.
+# mmaction2's TSN-R50 recipe made a flow TSN as mmaction2 0.x's flow recipe
+# did (ResNet-50 with in_channels = 2 * clip_len, mean/std 128 per channel,
+# SampleFrames with clip_len 5, FormatShape('NCHW_Flow'), 80 epochs), with
+# UCF101 split 1 and this project's flow file names. mmaction2's ResNet
+# skips the ImageNet conv1 for 10 input channels (different shape), so conv1
+# starts random while the other layers are ImageNet-pretrained.
 #
 # Data: python tools/extract_flow.py data/ucf101/ucf101_train_split_1_
 # videos.txt --data-prefix data/ucf101/videos --out data/ucf101/flow
 # --out-list data/ucf101/ucf101_train_split_1_flow.txt --new-short 256
 # (and likewise for the val split).
-_base_ = ['../_base_/default_runtime.py']
+_base_ = ('../_base_/mmaction/'
+          'tsn_imagenet-pretrained-r50_8xb32-1x1x3-100e_kinetics400-rgb.py')
+
+# The plugin's runtime additions (configs/_base_/default_runtime.py).
+custom_imports = dict(
+    imports=['hallucinet_plugin'], allow_failed_imports=False)
+custom_hooks = [dict(type='FiniteLossHook')]
 
 dataset_type = 'RawframeDataset'
 data_root = 'data/ucf101/flow'
@@ -26,27 +32,13 @@ clip_len = 5
 num_classes = 101
 
 model = dict(
-    type='Recognizer2D',
+    # torchvision's ImageNet weights (as the TSM and TRN recipes; the TSN
+    # recipe names the newer V2 ones), flow stacks as input channels.
     backbone=dict(
-        type='ResNet',
-        pretrained='torchvision://resnet50',
-        depth=50,
-        in_channels=2 * clip_len,
-        norm_eval=False),
-    cls_head=dict(
-        type='TSNHead',
-        num_classes=num_classes,
-        in_channels=2048,
-        spatial_type='avg',
-        consensus=dict(type='AvgConsensus', dim=1),
-        dropout_ratio=0.4,
-        init_std=0.01,
-        average_clips='prob'),
+        pretrained='torchvision://resnet50', in_channels=2 * clip_len),
+    cls_head=dict(num_classes=num_classes),
     data_preprocessor=dict(
-        type='ActionDataPreprocessor',
-        mean=[128., 128.] * clip_len,
-        std=[128., 128.] * clip_len,
-        format_shape='NCHW'))
+        mean=[128., 128.] * clip_len, std=[128., 128.] * clip_len))
 
 train_pipeline = [
     dict(type='SampleFrames', clip_len=clip_len, frame_interval=1,
@@ -91,54 +83,34 @@ test_pipeline = [
     dict(type='PackActionInputs')
 ]
 
+# The recipe's loaders, reading flow frames instead of videos.
 train_dataloader = dict(
-    batch_size=32,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type=dataset_type,
         ann_file=ann_file_train,
-        data_prefix=dict(img=data_root),
+        data_prefix=dict(_delete_=True, img=data_root),
         filename_tmpl=filename_tmpl,
         modality='Flow',
         pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=32,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
         ann_file=ann_file_val,
-        data_prefix=dict(img=data_root),
+        data_prefix=dict(_delete_=True, img=data_root),
         filename_tmpl=filename_tmpl,
         modality='Flow',
-        pipeline=val_pipeline,
-        test_mode=True))
+        pipeline=val_pipeline))
 test_dataloader = dict(
-    batch_size=1,
-    num_workers=8,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type=dataset_type,
         ann_file=ann_file_val,
-        data_prefix=dict(img=data_root),
+        data_prefix=dict(_delete_=True, img=data_root),
         filename_tmpl=filename_tmpl,
         modality='Flow',
-        pipeline=test_pipeline,
-        test_mode=True))
-val_evaluator = dict(type='AccMetric')
-test_evaluator = val_evaluator
+        pipeline=test_pipeline))
 
-train_cfg = dict(
-    type='EpochBasedTrainLoop', max_epochs=80, val_begin=1, val_interval=5)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0005),
-    clip_grad=dict(max_norm=40, norm_type=2))
+train_cfg = dict(max_epochs=80, val_interval=5)
+optim_wrapper = dict(optimizer=dict(weight_decay=0.0005))
 param_scheduler = [
     dict(
         type='MultiStepLR',
@@ -148,5 +120,4 @@ param_scheduler = [
         milestones=[30, 60],
         gamma=0.1)
 ]
-default_hooks = dict(checkpoint=dict(interval=5, max_keep_ckpts=3))
-auto_scale_lr = dict(enable=False, base_batch_size=256)
+default_hooks = dict(checkpoint=dict(interval=5))

@@ -4,10 +4,10 @@ from .flow import (
     BadVideoError,
     compute_tvl1_flow,
     dequantize_flow,
-    extract_flow,
     extract_video_flow,
     quantize_flow,
 )
+from .flow_extraction import extract_flow
 from .hara_checkpoint import (
     convert_hara_checkpoint,
     load_resnext3d_state_dict,

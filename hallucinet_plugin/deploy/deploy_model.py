@@ -5,7 +5,7 @@ import contextlib
 import logging
 import os
 import os.path as osp
-from typing import Dict, Optional, Tuple, Union
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -122,10 +122,9 @@ def _normalizer(preprocessor: Optional[nn.Module],
 class DeployModel(nn.Module):
     """The student-only deploy path: pixels -> scores (and hallucination).
 
-    Runs the recognizer's own steps (``extract_student_feat`` ->
-    ``hallucinate`` -> ``fuse`` -> ``cls_head`` -> ``average_clip``) after
-    the data preprocessor's normalisation; see the module docstring for the
-    input and outputs.
+    The data preprocessor's normalisation, then the recognizer's own
+    prediction, :meth:`HalluciNet.predict_scores`, as ``tools/test.py``
+    reports it; see the module docstring for the input and outputs.
 
     Args:
         model (nn.Module): A :class:`HalluciNet` without teacher (see
@@ -143,13 +142,10 @@ class DeployModel(nn.Module):
         if getattr(model, 'teacher', None) is not None:
             raise ValueError('the deploy path runs no teacher: build the '
                              'model with build_student()')
-        if not hasattr(model, 'extract_student_feat'):
+        if not hasattr(model, 'predict_scores'):
             raise TypeError(f'{type(model).__name__} is not a HalluciNet '
                             'recognizer')
-        if model.with_neck:
-            raise ValueError('the deploy path does not support a neck')
-        hallu_head = getattr(model, 'hallu_head', None)
-        if with_hallu and hallu_head is None:
+        if with_hallu and model.hallu_head is None:
             raise ValueError('with_hallu: the model has no hallu_head (a '
                              'vanilla student hallucinates nothing)')
         if num_frames % model.frames_per_segment:
@@ -171,22 +167,6 @@ class DeployModel(nn.Module):
     def num_segments(self) -> int:
         return self.num_frames // self.model.frames_per_segment
 
-    def student_feat(self, imgs: torch.Tensor) -> Tuple[torch.Tensor, Dict]:
-        """Student features ``(B * S, F_seg * C)`` and the head's kwargs."""
-        model = self.model
-        if model.backbone_from == 'timm' and torch.jit.is_tracing():
-            # HalluciNet._timm_features splits the batch into
-            # max_testing_views chunks; the tracer would freeze that split
-            # to the example's batch size. Same computation, one chunk.
-            # [B, F, 3, H, W] -> [B * F, 3, H, W]
-            x = imgs.flatten(0, 1)
-            x = model.backbone.forward_head(
-                model.backbone.forward_features(x), pre_logits=True)
-            # [B * F, C] -> [B * S, F_seg * C]
-            x = x.reshape(-1, model.frames_per_segment * x.shape[1])
-            return x, dict(num_segs=self.num_segments, fcn_test=False)
-        return model.extract_student_feat(imgs, test_mode=True)
-
     def forward(
         self, imgs: torch.Tensor
     ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
@@ -203,22 +183,7 @@ class DeployModel(nn.Module):
         if self.to_rgb:
             imgs = imgs[:, :, [2, 1, 0]]
         imgs = (imgs - self.mean) / self.std
-        model = self.model
-        feats, kwargs = self.student_feat(imgs)
-        hallu = None
-        if model.hallu_head is not None:
-            hallu = model.hallucinate(feats, kwargs['num_segs'])
-        # [B * S, C'] -> [B * S, C', 1, 1], the layout 2D heads pool.
-        scores = model.cls_head(model.fuse(feats, hallu)[..., None, None],
-                                **kwargs)
-        if hasattr(model.cls_head, 'average_clip'):
-            scores = model.cls_head.average_clip(scores, num_segs=1)
-        # average_clips=None keeps a view axis: [B, 1, K] -> [B, K]
-        scores = scores.reshape(imgs.shape[0], -1)
-        if not self.with_hallu:
-            return scores
-        # [B * S, D] -> [B, S, D]
-        return scores, hallu.reshape(imgs.shape[0], -1, hallu.shape[-1])
+        return self.model.predict_scores(imgs, return_hallu=self.with_hallu)
 
 
 class TeacherDeployModel(nn.Module):

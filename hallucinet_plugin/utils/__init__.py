@@ -1,6 +1,13 @@
 from .checkpoint import (
-    register_safe_checkpoint_globals,
+    from_plain,
+    load_checkpoint_into,
+    load_state_dict_from,
+    mmengine_safe_globals,
+    prefix_mapping,
+    read_checkpoint,
     sanitize_checkpoint,
+    state_dict_of,
+    to_plain,
     unsafe_globals,
 )
 from .compat import (
@@ -13,7 +20,9 @@ from .compat import (
 from .seed_statistics import difference_ci, seed_summary
 
 __all__ = [
-    'register_safe_checkpoint_globals', 'sanitize_checkpoint',
-    'unsafe_globals', 'get_gt_label', 'set_gt_label', 'get_pred_score',
-    'set_pred_score', 'set_pred_label', 'seed_summary', 'difference_ci'
+    'from_plain', 'load_checkpoint_into', 'load_state_dict_from',
+    'mmengine_safe_globals', 'prefix_mapping', 'read_checkpoint',
+    'sanitize_checkpoint', 'state_dict_of', 'to_plain', 'unsafe_globals',
+    'get_gt_label', 'set_gt_label', 'get_pred_score', 'set_pred_score',
+    'set_pred_label', 'seed_summary', 'difference_ci'
 ]

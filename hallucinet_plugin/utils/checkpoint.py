@@ -1,37 +1,53 @@
-"""Loading mmengine checkpoints with ``torch.load(weights_only=True)``.
+"""The plugin's one checkpoint loader, and Runner checkpoints that load with
+``torch.load(weights_only=True)``.
 
-Since torch 2.6, ``torch.load`` refuses any pickled global that is not on an
-allowlist. mmengine 0.10.7 writes, besides tensors, its message hub
-(``HistoryBuffer`` objects holding numpy arrays and numpy scalars) and, inside
-each ``HistoryBuffer``, the functions ``HistoryBuffer.min/max/current/mean``,
-which protocol-2 pickles as ``builtins.getattr(HistoryBuffer, 'min')``. So
-out of the box neither ``tools/test.py`` nor ``--resume`` can read a fresh
-checkpoint.
+Every checkpoint file the plugin reads (teacher, appearance stream, stage-1
+student, MoNet's classifier, deployment, Hara's 3D-ResNeXt) goes through
+:func:`_read`, and every state dict through :func:`_state_dict_in`. Local
+files are read with ``torch.load(weights_only=True)``, URLs by mmengine's
+``CheckpointLoader`` (torch's default, ``weights_only=True``). Only
+:func:`sanitize_checkpoint` with ``trust=True`` ever unpickles fully.
 
-The plugin fixes this without ever unpickling with ``weights_only=False``:
+mmengine saves its message hub into every checkpoint: ``HistoryBuffer``
+objects holding numpy arrays, numpy scalars, and the buffers' statistics
+functions, pickled as ``builtins.getattr(HistoryBuffer, 'min')``; all of them
+are refused by ``weights_only`` loading. Nothing here changes torch or
+mmengine on import. Instead:
 
-* it allowlists the few *data* types mmengine writes (``HistoryBuffer``,
-  numpy arrays, dtypes and scalars), none of which can call code;
-* it makes ``HistoryBuffer`` pickle without the default statistics functions
-  (``__setstate__`` restores them anyway), so checkpoints written with the
-  plugin imported contain no ``getattr`` at all. ``builtins.getattr`` is *not*
-  allowlisted: it would let a checkpoint call any attribute of any allowed
-  object.
-
-Checkpoints written by plain mmengine (without the plugin) still contain
-``getattr``; :func:`sanitize_checkpoint` rewrites such a file once, only when
-the user states that they trust it (``tools/sanitize_checkpoint.py --trust``).
+* :func:`to_plain` turns these objects into dicts, tensors and Python
+  scalars, and :func:`from_plain` turns them back; ``WeightsOnlyCheckpointHook``
+  applies them when the Runner saves and loads, so its checkpoints load with
+  plain ``torch.load``;
+* :func:`mmengine_safe_globals` allowlists the *data* types (``HistoryBuffer``,
+  numpy arrays, dtypes and scalars, none of which can call code) only while a
+  checkpoint is read, for files written without the hook. ``getattr`` is
+  never allowlisted: it would let a file reach any attribute of any allowed
+  object. Files that hold it need :func:`sanitize_checkpoint`.
 """
+import contextlib
+import logging
 import os
 import os.path as osp
-from typing import Dict, List, Optional
+import pickle
+import re
+from collections import OrderedDict
+from functools import partial
+from typing import (Callable, Dict, Iterator, List, Mapping, Optional,
+                    Sequence, Tuple, Union)
 
 import numpy as np
 import torch
-from mmengine.logging import HistoryBuffer
-from mmengine.runner.checkpoint import _load_checkpoint
+import torch.nn as nn
+from mmengine.logging import HistoryBuffer, print_log
+from mmengine.runner import CheckpointLoader
 
-_DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
+StateDict = Mapping[str, torch.Tensor]
+Prefixes = Union[str, Sequence[str], Mapping[str, str]]
+# Distributed wrappers (DataParallel, DDP) prefix every key with 'module.';
+# mmengine's load_checkpoint strips it by the same default.
+DEFAULT_REVISE_KEYS = ((r'^module\.', ''), )
+# Marks the dicts that to_plain writes in place of mmengine's objects.
+_PLAIN_TYPE = '__plain_type__'
 
 
 def _numpy_safe_globals() -> List:
@@ -48,54 +64,454 @@ def _numpy_safe_globals() -> List:
     return safe
 
 
-def _history_buffer_getstate(self) -> dict:
-    # Unlike mmengine's own __getstate__, do not mutate ``self`` and leave
-    # out the default statistics functions, which __setstate__ restores.
-    state = dict(self.__dict__)
-    state.pop('statistics_methods', None)
-    custom = {
-        name: method
-        for name, method in self._statistics_methods.items()
-        if name not in _DEFAULT_STATISTICS
-    }
-    if custom:
-        state['statistics_methods'] = custom
+@contextlib.contextmanager
+def mmengine_safe_globals() -> Iterator[None]:
+    """Allowlist mmengine's checkpoint data types for ``weights_only``
+    loads, within the ``with`` block only.
+
+    Adds ``HistoryBuffer`` and numpy's array, dtype and scalar types to
+    torch's allowlist and removes them again on exit, except those already
+    allowed before.
+    """
+    allowed = torch.serialization.get_safe_globals()
+    missing = [
+        obj for obj in [HistoryBuffer] + _numpy_safe_globals()
+        if obj not in allowed
+    ]
+    with torch.serialization.safe_globals(missing):
+        yield
+
+
+def _weights_only_by_default() -> bool:
+    # mmengine's loaders call torch.load without weights_only; this
+    # environment variable would turn torch's default to full unpickling.
+    forced = os.getenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '0')
+    return forced.lower() not in ('1', 'y', 'yes', 'true')
+
+
+def _read(filename: str, key_name: str, what: Optional[str],
+          map_location) -> dict:
+    """Read a checkpoint file, weights only: the one place the plugin does.
+
+    Local files must exist; URLs (``https://``, ``torchvision://`` ...) go
+    to mmengine's loaders. The result must hold a state dict (see
+    :func:`_state_dict_in`).
+    """
+    source = f'{key_name} {filename}'
+    if '://' not in filename:
+        path = osp.expanduser(filename)
+        if not osp.isfile(path):
+            hint = f' (set it to {what})' if what else ''
+            raise FileNotFoundError(f'{key_name} not found: {filename}{hint}')
+        load = partial(
+            torch.load, path, map_location=map_location, weights_only=True)
+        # Any failure of a local file is its content's.
+        refused: Tuple = (Exception, )
+    else:
+        if not _weights_only_by_default():
+            raise RuntimeError(
+                f'{source}: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is set, under '
+                'which mmengine would unpickle the download fully; download '
+                'it and give the local file instead')
+        load = partial(CheckpointLoader.load_checkpoint, filename,
+                       map_location)
+        # Network errors keep their own type and message.
+        refused = (pickle.UnpicklingError, RuntimeError, EOFError)
+    with mmengine_safe_globals():
+        try:
+            checkpoint = load()
+        except refused as err:
+            raise RuntimeError(
+                f'{source}: torch.load(weights_only=True) failed: {err}\n'
+                'It is not retried with weights_only=False, which would run '
+                'code stored in the file. For a checkpoint you wrote '
+                'yourself, see tools/sanitize_checkpoint.py.') from err
+    _state_dict_in(checkpoint, source)
+    return checkpoint
+
+
+def _state_dict_in(checkpoint, source: str) -> StateDict:
+    """The state dict of a checkpoint: its ``'state_dict'`` entry, or the
+    checkpoint itself when it is one. Anything else is refused."""
+    if not isinstance(checkpoint, Mapping):
+        raise ValueError(f'{source}: not a checkpoint: it holds a '
+                         f'{type(checkpoint).__name__}, not a dict')
+    state = checkpoint.get('state_dict', checkpoint)
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{source}: 'state_dict' holds a "
+                         f'{type(state).__name__}, not a dict of tensors')
+    bad = [
+        key for key, value in state.items()
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor)
+    ]
+    if bad and state is checkpoint:
+        raise ValueError(
+            f"{source}: no 'state_dict' key (found keys: "
+            f'{sorted(map(str, checkpoint))[:10]}) and not a state dict '
+            f'itself: {bad[0]!r} holds a {type(state[bad[0]]).__name__}')
+    if bad:
+        raise ValueError(
+            f"{source}: 'state_dict' entry {bad[0]!r} is not a tensor "
+            f'({type(state[bad[0]]).__name__})')
+    if not state:
+        raise ValueError(f'{source}: the state dict is empty')
     return state
 
 
-def register_safe_checkpoint_globals() -> None:
-    """Allowlist mmengine's checkpoint data types for ``weights_only`` loads.
+def _top_names(state: StateDict) -> List[str]:
+    return sorted({key.split('.')[0] + '.' for key in state})
 
-    Called once by ``import hallucinet_plugin``; safe to call again.
+
+def state_dict_of(checkpoint: Mapping,
+                  *,
+                  source: str = 'the state dict',
+                  prefix: Optional[str] = None,
+                  revise_keys: Sequence[Tuple[str, str]] = DEFAULT_REVISE_KEYS
+                  ) -> 'OrderedDict[str, torch.Tensor]':
+    """The state dict of a checkpoint already read, keys revised.
+
+    Args:
+        checkpoint (Mapping): A checkpoint (``{'state_dict': ..., ...}``) or
+            a state dict.
+        source (str): Names the checkpoint in error messages.
+        prefix (str, optional): Keep only the keys under this prefix (a
+            submodule's name and ``.``), stripped of it.
+        revise_keys (Sequence[tuple[str, str]]): ``(pattern, replacement)``
+            regular expressions applied in turn to every key, as in
+            mmengine's ``load_checkpoint``; by default ``module.`` goes.
+
+    Returns:
+        OrderedDict[str, Tensor]: The tensors, in the checkpoint's order.
     """
-    torch.serialization.add_safe_globals([HistoryBuffer] +
-                                         _numpy_safe_globals())
-    HistoryBuffer.__getstate__ = _history_buffer_getstate
+    revised: 'OrderedDict[str, torch.Tensor]' = OrderedDict()
+    original = {}
+    for key, value in _state_dict_in(checkpoint, source).items():
+        new = key
+        for pattern, replacement in revise_keys:
+            new = re.sub(pattern, replacement, new)
+        if new in revised:
+            raise ValueError(f'{source}: keys {original[new]!r} and '
+                             f'{key!r} both become {new!r}')
+        original[new] = key
+        revised[new] = value
+    if not prefix:
+        return revised
+    part = OrderedDict((key[len(prefix):], value)
+                       for key, value in revised.items()
+                       if key.startswith(prefix))
+    if not part:
+        raise KeyError(f'{source} has no tensor under {prefix!r} (it has '
+                       f'{_top_names(revised)})')
+    return part
+
+
+def read_checkpoint(filename: Union[str, os.PathLike],
+                    *,
+                    key_name: str = 'checkpoint',
+                    what: Optional[str] = None,
+                    map_location='cpu') -> dict:
+    """A whole checkpoint (``state_dict``, ``meta`` ...), weights only.
+
+    Args:
+        filename (str | PathLike): A local path or a URL.
+        key_name (str): The config key or argument that gave it, for the
+            error messages (``'teacher_ckpt'``).
+        what (str, optional): What it should be, for the error when a
+            local file does not exist.
+        map_location: As for ``torch.load``.
+
+    Returns:
+        dict: The checkpoint; it holds a state dict, as a ``'state_dict'``
+        entry or by being one.
+    """
+    return _read(os.fspath(filename), key_name, what, map_location)
+
+
+def load_state_dict_from(filename: Union[str, os.PathLike],
+                         *,
+                         key_name: str = 'checkpoint',
+                         what: Optional[str] = None,
+                         prefix: Optional[str] = None,
+                         revise_keys: Sequence[Tuple[
+                             str, str]] = DEFAULT_REVISE_KEYS,
+                         map_location='cpu'
+                         ) -> 'OrderedDict[str, torch.Tensor]':
+    """The state dict of a checkpoint file, weights only.
+
+    Args:
+        filename (str | PathLike): A local path or a URL.
+        key_name (str): See :func:`read_checkpoint`.
+        what (str, optional): See :func:`read_checkpoint`.
+        prefix (str, optional): See :func:`state_dict_of`.
+        revise_keys (Sequence[tuple[str, str]]): See :func:`state_dict_of`.
+        map_location: As for ``torch.load``.
+
+    Returns:
+        OrderedDict[str, Tensor]: The tensors, keys revised.
+    """
+    filename = os.fspath(filename)
+    return state_dict_of(
+        _read(filename, key_name, what, map_location),
+        source=f'{key_name} {filename}',
+        prefix=prefix,
+        revise_keys=revise_keys)
+
+
+def prefix_mapping(prefixes: Prefixes) -> Dict[str, str]:
+    """``{checkpoint prefix: module prefix}`` from the accepted forms.
+
+    Args:
+        prefixes (str | Sequence[str] | Mapping[str, str]): Submodule
+            prefixes ending with ``.`` (``''`` for everything), named alike
+            in the checkpoint and the module, or a mapping for parts that
+            moved.
+
+    Returns:
+        dict[str, str]: The mapping.
+    """
+    if isinstance(prefixes, str):
+        prefixes = (prefixes, )
+    if isinstance(prefixes, Mapping):
+        mapping = dict(prefixes)
+    else:
+        mapping = {p: p for p in prefixes}
+    if not mapping:
+        raise ValueError('prefixes is empty: name the parts to load, e.g. '
+                         "('backbone.', 'hallu_head.')")
+    for src, dst in mapping.items():
+        for prefix in (src, dst):
+            if not isinstance(prefix, str) or (prefix
+                                               and not prefix.endswith('.')):
+                raise ValueError(
+                    f"prefix {prefix!r} must be '' or a string ending with "
+                    "\".\" (a submodule's name, e.g. 'backbone.')")
+    return mapping
+
+
+def _shapes(key: str, saved: torch.Tensor, own: torch.Tensor) -> str:
+    return (f'{key}: {tuple(saved.shape)} in the checkpoint, '
+            f'{tuple(own.shape)} in the model')
+
+
+def load_checkpoint_into(
+        module: nn.Module,
+        checkpoint: Union[str, os.PathLike, StateDict],
+        *,
+        prefixes: Prefixes = '',
+        key_name: str = 'checkpoint',
+        what: Optional[str] = None,
+        convert: Optional[Callable[[dict, str], StateDict]] = None,
+        exclude: Sequence[str] = (),
+        optional: Sequence[str] = (),
+        max_missing: Optional[int] = 0,
+        allow_unexpected: bool = False,
+        revise_keys: Sequence[Tuple[str, str]] = DEFAULT_REVISE_KEYS
+) -> Dict[str, List[str]]:
+    """Load a checkpoint into a module, after checking that it fits.
+
+    Everything is checked before anything is loaded: on an error the
+    module is unchanged. Shape mismatches are always refused. Each loaded
+    part that is an mmengine ``BaseModule`` is marked initialised, so a
+    later ``init_weights()`` keeps its weights.
+
+    Args:
+        module (nn.Module): The receiving module (not wrapped).
+        checkpoint (str | PathLike | Mapping[str, Tensor]): A checkpoint
+            file or URL, read by :func:`read_checkpoint`, or a state dict.
+        prefixes (str | Sequence[str] | Mapping[str, str]): The parts to
+            load, see :func:`prefix_mapping`; ``''``: all of the module.
+        key_name (str): The config key that gave the file, for messages.
+        what (str, optional): What the file should be, for the error when
+            it does not exist.
+        convert (Callable, optional): ``convert(checkpoint, source)`` turns
+            a file's checkpoint of another layout into a state dict.
+        exclude (Sequence[str]): Checkpoint key prefixes to leave out
+            (keys as revised), e.g. ``('teacher.', )``.
+        optional (Sequence[str]): Module key prefixes of parts that need
+            not come from the checkpoint: loaded when it has them in the
+            same shape, else left as they are.
+        max_missing (int, optional): Module tensors (outside ``optional``)
+            the checkpoint may lack; ``None``: any number.
+        allow_unexpected (bool): Accept checkpoint tensors, under the
+            prefixes, that the module lacks.
+        revise_keys (Sequence[tuple[str, str]]): See :func:`state_dict_of`.
+
+    Returns:
+        dict[str, list[str]]: Per module prefix, the module keys loaded.
+
+    Raises:
+        KeyError: A part is absent from the checkpoint or the module, or
+            more tensors are missing or unexpected than allowed.
+        ValueError: Tensors of the same name differ in shape.
+    """
+    mapping = prefix_mapping(prefixes)
+    if isinstance(checkpoint, Mapping):
+        source = 'the state dict'
+    else:
+        filename = os.fspath(checkpoint)
+        source = f'{key_name} {filename}'
+        checkpoint = _read(filename, key_name, what, 'cpu')
+        if convert is not None:
+            checkpoint = convert(checkpoint, filename)
+    state = state_dict_of(checkpoint, source=source, revise_keys=revise_keys)
+    exclude, optional = tuple(exclude), tuple(optional)
+    if exclude:
+        state = {k: v for k, v in state.items() if not k.startswith(exclude)}
+    own = module.state_dict()
+    target = f'the {type(module).__name__}'
+    plan, problems = [], []
+    missing_all, unexpected_all, skipped = [], [], []
+    for src, dst in mapping.items():
+        part = {k[len(src):]: v for k, v in state.items() if k.startswith(src)}
+        mine = {k[len(dst):]: k for k in own if k.startswith(dst)}
+        label = f'{dst[:-1]} ' if dst else ''
+        if not mine:
+            raise KeyError(f'{target} has no tensor under {dst!r}; is the '
+                           'part configured (e.g. hallu_head)?')
+        if not part:
+            raise KeyError(
+                f'{source} does not fit {target}: it lacks {len(mine)} of '
+                f'the {len(mine)} {label}tensors; it has no tensor under '
+                f'{src!r} (it has {_top_names(state)})')
+        try:
+            sub = module.get_submodule(dst[:-1]) if dst else module
+        except AttributeError as err:
+            raise KeyError(f'{dst!r} is not a submodule of {target}') from err
+        other_shape = [
+            name for name, key in mine.items()
+            if name in part and part[name].shape != own[key].shape
+        ]
+        mismatched = [
+            _shapes(mine[name], part[name], own[mine[name]])
+            for name in other_shape if not mine[name].startswith(optional)
+        ]
+        if mismatched:
+            raise ValueError(
+                f'{source} does not fit {target}: {len(mismatched)} tensors '
+                f'of other shapes (e.g. {mismatched[:3]}); is it the same '
+                'architecture?')
+        missing = [
+            key for name, key in mine.items()
+            if name not in part and not key.startswith(optional)
+        ]
+        unexpected = [src + name for name in part if name not in mine]
+        if missing:
+            problems.append(
+                f'it lacks {len(missing)} of the {len(mine)} {label}tensors '
+                f'(missing keys, e.g. {missing[:5]})')
+        if unexpected:
+            problems.append(
+                f'it has {len(unexpected)} {label}tensors the model lacks '
+                f'(unexpected keys, e.g. {unexpected[:5]})')
+        missing_all += missing
+        unexpected_all += unexpected
+        skipped += [mine[name] for name in other_shape]
+        plan.append((dst, sub, {
+            name: part[name]
+            for name in mine if name in part and name not in other_shape
+        }))
+    if ((max_missing is not None and len(missing_all) > max_missing)
+            or (unexpected_all and not allow_unexpected)):
+        raise KeyError(f'{source} does not fit {target}: ' +
+                       '; '.join(problems) + '; is it the same architecture?')
+    loaded = {}
+    for dst, sub, part in plan:
+        sub.load_state_dict(part, strict=False)
+        if hasattr(sub, '_is_init'):
+            sub._is_init = True
+        loaded[dst] = [dst + name for name in part]
+    counts = ', '.join(
+        f'{len(keys)} tensors' + (f' under {dst!r}' if dst else '')
+        for dst, keys in loaded.items())
+    print_log(f'{source}: loaded {counts} into {target}', logger='current')
+    if missing_all or skipped or unexpected_all:
+        print_log(
+            f'{source}: {target} keeps its own {missing_all + skipped}; '
+            f'ignored {unexpected_all}',
+            logger='current',
+            level=logging.WARNING)
+    return loaded
+
+
+# --------------------------------------------------------------- plain data
+def _rebuild(obj, items: list):
+    """``obj``'s container type holding ``items``; ``obj`` itself when
+    every item is the same object as before."""
+    old = list(obj.values()) if isinstance(obj, dict) else list(obj)
+    if all(a is b for a, b in zip(old, items)):
+        return obj
+    if isinstance(obj, dict):
+        cls = OrderedDict if isinstance(obj, OrderedDict) else dict
+        return cls(zip(obj.keys(), items))
+    if isinstance(obj, tuple):
+        return type(obj)(*items) if hasattr(obj, '_fields') else tuple(items)
+    return list(items)
+
+
+def to_plain(obj):
+    """``obj`` with mmengine's ``HistoryBuffer`` objects and numpy values
+    turned into dicts, tensors and Python scalars, which ``weights_only``
+    loading accepts; containers holding none are returned as they are.
+
+    numpy scalars become Python scalars; buffers and numeric arrays come
+    back as they were through :func:`from_plain`.
+    """
+    if isinstance(obj, HistoryBuffer):
+        log_history, count_history = obj.data
+        return {
+            _PLAIN_TYPE: 'HistoryBuffer',
+            'log_history': torch.from_numpy(np.array(log_history)),
+            'count_history': torch.from_numpy(np.array(count_history)),
+            'max_length': obj.max_length
+        }
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind in 'biufc':
+            return {_PLAIN_TYPE: 'ndarray', 'data': torch.from_numpy(obj.copy())}
+        return to_plain(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return _rebuild(obj, [to_plain(v) for v in obj.values()])
+    if isinstance(obj, (list, tuple)):
+        return _rebuild(obj, [to_plain(v) for v in obj])
+    return obj
+
+
+def from_plain(obj):
+    """Undo :func:`to_plain`: ``HistoryBuffer`` objects and numpy arrays
+    back from their dicts; containers holding none are returned as they
+    are."""
+    if isinstance(obj, dict):
+        kind = obj.get(_PLAIN_TYPE)
+        if kind == 'HistoryBuffer':
+            return HistoryBuffer(obj['log_history'].numpy(),
+                                 obj['count_history'].numpy(),
+                                 obj['max_length'])
+        if kind == 'ndarray':
+            return obj['data'].numpy()
+        return _rebuild(obj, [from_plain(v) for v in obj.values()])
+    if isinstance(obj, (list, tuple)):
+        return _rebuild(obj, [from_plain(v) for v in obj])
+    return obj
 
 
 def unsafe_globals(filename: str) -> List[str]:
-    """Globals in a checkpoint that ``weights_only=True`` would refuse."""
-    register_safe_checkpoint_globals()
-    allowed = {
-        f'{obj.__module__}.{obj.__qualname__}'
-        for obj in torch.serialization.get_safe_globals()
-        if not isinstance(obj, tuple)
-    }
-    return [
-        name for name in torch.serialization.get_unsafe_globals_in_checkpoint(
-            filename) if name not in allowed
-    ]
+    """Globals in a checkpoint that the plugin's ``weights_only`` loading
+    refuses: those beyond torch's defaults and mmengine's data types."""
+    with mmengine_safe_globals():
+        return torch.serialization.get_unsafe_globals_in_checkpoint(filename)
 
 
 def sanitize_checkpoint(filename: str,
                         out: Optional[str] = None,
                         trust: bool = False) -> str:
-    """Rewrite a checkpoint so that ``weights_only=True`` can load it.
+    """Rewrite a checkpoint so that plain ``torch.load`` (``weights_only``)
+    can load it, message hub included (see :func:`to_plain`).
 
-    Reading the old file requires full unpickling, which can run arbitrary
-    code: this is done only with ``trust=True``, for checkpoints the user
-    wrote themselves (for example with plain mmengine, before installing the
-    plugin).
+    A file holding only mmengine's data types is read weights only. One
+    that holds other globals (plain mmengine pickles ``getattr``) needs full
+    unpickling, which can run arbitrary code: this is done only with
+    ``trust=True``, for checkpoints the user wrote themselves.
 
     Args:
         filename (str): The checkpoint to rewrite.
@@ -107,41 +523,25 @@ def sanitize_checkpoint(filename: str,
     """
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint not found: {filename}')
-    if not trust:
+    foreign = unsafe_globals(filename)
+    if foreign and not trust:
         raise PermissionError(
-            f'{filename}: rewriting needs full unpickling, which can run '
-            'code from the file. Pass trust=True (--trust) only for '
-            'checkpoints you wrote yourself.')
-    register_safe_checkpoint_globals()
-    checkpoint = torch.load(filename, map_location='cpu', weights_only=False)
+            f'{filename} holds {foreign}: rewriting needs full unpickling, '
+            'which can run code from the file. Pass trust=True (--trust) '
+            'only for checkpoints you wrote yourself.')
+    if foreign:
+        checkpoint = torch.load(
+            filename, map_location='cpu', weights_only=False)
+    else:
+        with mmengine_safe_globals():
+            checkpoint = torch.load(
+                filename, map_location='cpu', weights_only=True)
     out = out or filename
     tmp = out + '.tmp'
-    torch.save(checkpoint, tmp)
+    torch.save(to_plain(checkpoint), tmp)
     os.replace(tmp, out)
-    remaining = unsafe_globals(out)
+    remaining = torch.serialization.get_unsafe_globals_in_checkpoint(out)
     if remaining:
         raise RuntimeError(f'{out} still holds globals that weights_only '
                            f'loading refuses: {remaining}')
     return out
-
-
-def read_state_dict(filename: str, key: str, what: str) -> Dict:
-    """The state dict of a checkpoint (``module.`` prefixes removed).
-
-    Args:
-        filename (str): A checkpoint path or URL.
-        key (str): The config key that gave it, for the error messages.
-        what (str): What it should be, for the error messages.
-    """
-    if '://' not in filename and not osp.isfile(filename):
-        raise FileNotFoundError(
-            f'{key} not found: {filename} (set model.{key} to {what})')
-    checkpoint = _load_checkpoint(filename, map_location='cpu')
-    state = checkpoint.get('state_dict', checkpoint) \
-        if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f'{filename}: not a checkpoint with a state dict')
-    return {
-        k[len('module.'):] if k.startswith('module.') else k: v
-        for k, v in state.items()
-    }

@@ -20,7 +20,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmengine.utils import import_modules_from_strings
 
-from hallucinet_plugin.converters.flow import extract_flow
+from hallucinet_plugin.converters import extract_flow
 from hallucinet_plugin.datasets.transforms.load_flow_clips import FLOW_TMPL
 from hallucinet_plugin.utils import get_pred_score
 from tests.configs.config_utils import (

@@ -11,10 +11,10 @@ from hallucinet_plugin.converters.flow import (
     BadVideoError,
     compute_tvl1_flow,
     dequantize_flow,
-    extract_flow,
     extract_video_flow,
     quantize_flow,
 )
+from hallucinet_plugin.converters.flow_extraction import extract_flow
 from hallucinet_plugin.datasets.transforms.load_flow_clips import (
     DONE_MARKER,
     read_done_marker,

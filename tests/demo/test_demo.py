@@ -6,7 +6,7 @@ import os.path as osp
 import pytest
 from conftest import run_tool
 
-from demo.dive_demo import STUDENTS, parse_args
+from demo.hallucinet_demo import STUDENTS, parse_args
 
 
 def test_models_come_after_the_appearance_stream_they_start_from():

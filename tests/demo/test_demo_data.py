@@ -12,10 +12,10 @@ import pytest
 from demo.demo_data import (
     CLASSES,
     DIRECTIONS,
+    SPLITS,
     generate_demo_dataset,
     render_video,
 )
-from hallucinet_plugin.converters.split_lists import SPLITS
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = dict(

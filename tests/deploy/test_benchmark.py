@@ -14,7 +14,7 @@ from hallucinet_plugin.deploy.cost import (
     measure_peak_memory,
 )
 from hallucinet_plugin.utils.config import load_config
-from tests.conftest import run_tool
+from tests.conftest import REPO, run_tool
 
 STUDENT_DIM, TEACHER_DIM, NUM_CLASSES = 96, 16, 3
 
@@ -190,7 +190,7 @@ def test_latency_ratio_interleaves():
 
 
 def _named(preset):
-    paths = preset_configs(preset)['configs']
+    paths = preset_configs(preset, REPO)['configs']
     return [(osp.splitext(osp.basename(p))[0], load_config(p))
             for p in paths]
 
@@ -198,7 +198,7 @@ def _named(preset):
 def test_demo_preset_plan():
     """Fused and direct use the vanilla config of the run; 2f (two frames)
     gets its vanilla twin; the four share one teacher."""
-    preset = preset_configs('demo')
+    preset = preset_configs('demo', REPO)
     jobs = plan_jobs(_named('demo'), preset['student_size'],
                      preset['teacher_shape'])
     by_name = {job.name: job for job in jobs}

@@ -323,7 +323,7 @@ def test_extraction_matches_online_teacher(setup):
                 modality='RGB'))
         inputs = model.data_preprocessor(
             pseudo_collate([sample]), False)['inputs']
-        online = model.extract_teacher_feat(inputs['teacher_imgs'])
+        online = model.teacher(inputs['teacher_imgs'])
         assert online.shape == bank.shape == (starts, TEACHER_DIM)
         assert online.abs().max() > 0.1
         np.testing.assert_allclose(bank, online.numpy(), rtol=1e-5, atol=1e-6)

@@ -69,7 +69,7 @@ def runs(tmp_path_factory):
     model = MODELS.build(Config.fromfile(config).model)
     model.init_weights()
     teacher_ckpt, init_ckpt = str(root / 'teacher.pth'), str(root / 'init.pth')
-    torch.save(dict(state_dict=model.teacher.state_dict()), teacher_ckpt)
+    torch.save(dict(state_dict=model.teacher.model.state_dict()), teacher_ckpt)
     torch.save(dict(state_dict=model.state_dict()), init_ckpt)
     options = dict(COMPARABLE, load_from=init_ckpt)
 

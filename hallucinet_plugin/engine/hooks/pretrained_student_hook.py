@@ -15,61 +15,16 @@ HalluciNet itself do not take. :class:`PretrainedStudentHook` copies exactly
 the named parts and fails loudly on any missing, unexpected or mis-shaped
 tensor.
 """
-import os.path as osp
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+from typing import Dict, List, Mapping, Union
 
 import torch
 import torch.nn as nn
 from mmaction.registry import HOOKS
 from mmengine.hooks import Hook
-from mmengine.logging import MMLogger
 from mmengine.model import is_model_wrapper
 from mmengine.optim import BaseOptimWrapper
-from mmengine.runner.checkpoint import _load_checkpoint
 
-Prefixes = Union[str, Sequence[str], Mapping[str, str]]
-
-
-def _prefix_map(prefixes: Prefixes) -> Dict[str, str]:
-    """``{checkpoint prefix: model prefix}`` from the accepted forms."""
-    if isinstance(prefixes, str):
-        prefixes = (prefixes, )
-    if isinstance(prefixes, Mapping):
-        mapping = dict(prefixes)
-    else:
-        mapping = {p: p for p in prefixes}
-    if not mapping:
-        raise ValueError('prefixes is empty: name the parts to copy, e.g. '
-                         "('backbone.', 'hallu_head.')")
-    for src, dst in mapping.items():
-        for prefix in (src, dst):
-            if not isinstance(prefix, str) or not prefix.endswith('.'):
-                raise ValueError(
-                    f'prefix {prefix!r} must be a string ending with "." '
-                    "(a submodule's name, e.g. 'backbone.')")
-    return mapping
-
-
-def load_state_dict_file(filename: str) -> Dict[str, torch.Tensor]:
-    """The state dict of a checkpoint file (mmengine's or a bare one),
-    ``module.`` prefixes of distributed wrappers removed."""
-    if '://' not in filename and not osp.isfile(filename):
-        raise FileNotFoundError(
-            f'pre-trained checkpoint not found: {filename} (train stage 1 '
-            'first, or point the checkpoint at its work_dir)')
-    checkpoint = _load_checkpoint(filename, map_location='cpu')
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(
-        checkpoint, dict) else None
-    if not isinstance(state, Mapping):
-        raise ValueError(f'{filename}: not a checkpoint with a state dict')
-    return _strip_module(state)
-
-
-def _strip_module(state: Mapping[str, torch.Tensor]) -> Dict:
-    return {
-        k[len('module.'):] if k.startswith('module.') else k: v
-        for k, v in state.items()
-    }
+from ...utils.checkpoint import Prefixes, load_checkpoint_into, prefix_mapping
 
 
 def load_pretrained_parts(model: nn.Module,
@@ -81,9 +36,10 @@ def load_pretrained_parts(model: nn.Module,
 
     Every parameter and buffer of the model under a model prefix is
     overwritten, in place, by the checkpoint's tensor of the same name under
-    the checkpoint prefix; nothing else in the model changes. Each copied
-    submodule that is an mmengine ``BaseModule`` is marked initialised, so a
-    later ``init_weights()`` keeps the copied weights.
+    the checkpoint prefix; nothing else in the model changes, and nothing
+    at all on an error. Each copied submodule that is an mmengine
+    ``BaseModule`` is marked initialised, so a later ``init_weights()``
+    keeps the copied weights.
 
     Args:
         model (nn.Module): The receiving model (not wrapped).
@@ -106,62 +62,15 @@ def load_pretrained_parts(model: nn.Module,
             or (``strict``) the two hold different names.
         ValueError: Tensors of the same name differ in shape.
     """
-    mapping = _prefix_map(prefixes)
-    where = checkpoint if isinstance(checkpoint, str) else 'the state dict'
-    if isinstance(checkpoint, str):
-        checkpoint = load_state_dict_file(checkpoint)
-    else:
-        checkpoint = _strip_module(checkpoint)
-    own = model.state_dict()
-    copied = dict()
-    plan = []
-    for src, dst in mapping.items():
-        source = {
-            k[len(src):]: v
-            for k, v in checkpoint.items() if k.startswith(src)
-        }
-        target = {k[len(dst):]: k for k in own if k.startswith(dst)}
-        if not source:
-            tops = sorted({k.split('.')[0] + '.' for k in checkpoint})
-            raise KeyError(f'{where} has no tensor under {src!r} (it has '
-                           f'{tops})')
-        if not target:
-            raise KeyError(f'the model has no tensor under {dst!r}; is the '
-                           'part configured (e.g. hallu_head)?')
-        missing = sorted(set(target) - set(source))
-        unexpected = sorted(set(source) - set(target))
-        if strict and (missing or unexpected):
-            raise KeyError(
-                f'{where} and the model differ under {src!r} -> {dst!r}: '
-                f'{len(missing)} model tensors missing from the checkpoint '
-                f'(e.g. {missing[:5]}), {len(unexpected)} checkpoint tensors '
-                f'the model lacks (e.g. {unexpected[:5]}); is it the same '
-                'architecture? (strict=False copies the common ones)')
-        mismatched = [
-            f'{dst}{name}: {tuple(source[name].shape)} in the checkpoint, '
-            f'{tuple(own[key].shape)} in the model'
-            for name, key in target.items()
-            if name in source and source[name].shape != own[key].shape
-        ]
-        if mismatched:
-            raise ValueError(
-                f'{where} does not fit the model under {dst!r}: '
-                f'{len(mismatched)} tensors of other shapes (e.g. '
-                f'{mismatched[:3]})')
-        plan.append((dst, [(key, source[name])
-                           for name, key in target.items()
-                           if name in source]))
-    # Checked everything before touching the model: all or nothing.
-    with torch.no_grad():
-        for dst, pairs in plan:
-            for key, value in pairs:
-                # state_dict() tensors share storage with the model's.
-                own[key].copy_(value)
-            copied[dst] = [key for key, _ in pairs]
-            module = model.get_submodule(dst[:-1])
-            if hasattr(module, '_is_init'):
-                module._is_init = True
-    return copied
+    return load_checkpoint_into(
+        model,
+        checkpoint,
+        prefixes=prefixes,
+        key_name='PretrainedStudentHook checkpoint',
+        what='the stage-1 checkpoint: train stage 1 first, or point the '
+        'checkpoint at its work_dir',
+        max_missing=0 if strict else None,
+        allow_unexpected=not strict)
 
 
 @HOOKS.register_module()
@@ -201,7 +110,7 @@ class PretrainedStudentHook(Hook):
             raise ValueError('PretrainedStudentHook needs checkpoint, the '
                              'path of the stage-1 checkpoint')
         self.checkpoint = checkpoint
-        self.prefixes = _prefix_map(prefixes)
+        self.prefixes = prefix_mapping(prefixes)
         self.strict = strict
         self._loaded = False
 
@@ -213,12 +122,8 @@ class PretrainedStudentHook(Hook):
             return
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        copied = load_pretrained_parts(model, self.checkpoint, self.prefixes,
-                                       self.strict)
+        # The loader logs what it copied to the current (the runner's)
+        # logger.
+        load_pretrained_parts(model, self.checkpoint, self.prefixes,
+                              self.strict)
         self._loaded = True
-        logger: Optional[MMLogger] = getattr(runner, 'logger', None)
-        if logger is not None:
-            counts = ', '.join(f'{prefix} ({len(keys)} tensors)'
-                               for prefix, keys in copied.items())
-            logger.info(f'PretrainedStudentHook: copied {counts} from '
-                        f'{self.checkpoint}')

@@ -1,5 +1,4 @@
 import logging
-import re
 from typing import Dict, Optional
 
 import torch
@@ -7,10 +6,9 @@ import torch.nn as nn
 from mmaction.registry import MODELS
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
-from mmengine.runner.checkpoint import _load_checkpoint
 
 from ...typing import OptConfigType
-from ...utils.checkpoint import register_safe_checkpoint_globals
+from ...utils.checkpoint import load_checkpoint_into
 
 
 @MODELS.register_module()
@@ -52,9 +50,9 @@ class MoNetLoss(BaseModule):
         classifier_ckpt (str, optional): Checkpoint with the classifier's
             weights; needs ``classifier``.
         classifier_prefix (str): Prefix of the classifier's keys in the
-            checkpoint's state dict (for example ``'cls_head.'`` in a
-            recognizer checkpoint), stripped on loading; ``''`` for a
-            checkpoint of the classifier alone.
+            checkpoint's state dict, ending with ``.`` (for example
+            ``'cls_head.'`` in a recognizer checkpoint), stripped on
+            loading; ``''`` for a checkpoint of the classifier alone.
         use_sigmoid_mse (bool): Compare sigmoids of the features, like
             :class:`HallucinationLoss`, instead of the raw features.
         init_cfg (dict, optional): Initialisation config.
@@ -97,35 +95,12 @@ class MoNetLoss(BaseModule):
             self._load_classifier()
 
     def _load_classifier(self) -> None:
-        filename = self.classifier_ckpt
-        register_safe_checkpoint_globals()
-        # mmengine reads local files with torch.load's weights_only default.
-        checkpoint = _load_checkpoint(filename, map_location='cpu')
-        if not isinstance(checkpoint, dict):
-            raise TypeError(f'MoNetLoss: classifier_ckpt {filename} holds a '
-                            f'{type(checkpoint).__name__}, not a state dict')
-        state_dict = checkpoint.get('state_dict', checkpoint)
-        prefix = self.classifier_prefix
-        # Strip DataParallel's 'module.' like mmengine's load_checkpoint.
-        state_dict = {
-            re.sub(r'^module\.', '', key): value
-            for key, value in state_dict.items()
-        }
-        state_dict = {
-            key[len(prefix):]: value
-            for key, value in state_dict.items() if key.startswith(prefix)
-        }
-        if not state_dict:
-            raise KeyError(f'MoNetLoss: no key of classifier_ckpt {filename} '
-                           f'starts with classifier_prefix {prefix!r}')
-        missing, unexpected = self.classifier.load_state_dict(
-            state_dict, strict=False)
-        if missing or unexpected:
-            raise KeyError(
-                f'MoNetLoss: classifier_ckpt {filename} (keys under '
-                f'{prefix!r}) does not fit the classifier: missing '
-                f'{missing}, unexpected {unexpected}')
-        self.classifier._is_init = True
+        load_checkpoint_into(
+            self.classifier,
+            self.classifier_ckpt,
+            prefixes={self.classifier_prefix: ''},
+            key_name='classifier_ckpt',
+            what="MoNetLoss's flow-stream classifier checkpoint")
 
     def init_weights(self) -> None:
         """Initialise, then put the classifier's loaded weights back."""

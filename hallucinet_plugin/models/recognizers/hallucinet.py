@@ -319,8 +319,11 @@ class HalluciNet(Recognizer2D):
         if test_mode:
             kwargs['fcn_test'] = False
             chunk = (self.test_cfg or {}).get('max_testing_views') or chunk
-        # No split unless asked: tracing (ONNX) would freeze the batch size.
-        parts = imgs.split(chunk) if chunk < len(imgs) else [imgs]
+        # No split unless asked, and none in a trace (ONNX export): the
+        # tracer would freeze the split to the example's batch size. One
+        # chunk computes the same.
+        split = chunk < len(imgs) and not torch.jit.is_tracing()
+        parts = imgs.split(chunk) if split else [imgs]
         feats = [
             self.backbone.forward_head(
                 self.backbone.forward_features(part), pre_logits=True)
@@ -357,14 +360,73 @@ class HalluciNet(Recognizer2D):
                 f'but hallu_head.in_channels={self.hallu_head.in_channels}')
         return self.hallu_head(feats, num_segs=num_segs)
 
-    def fuse(self, feats: torch.Tensor,
-             hallu: Optional[torch.Tensor]) -> torch.Tensor:
-        """What the classifier sees, ``(N * S, C')``, see :attr:`fusion`."""
-        if hallu is None or self.fusion in ('none', 'late'):
-            return feats
-        if self.fusion == 'direct':
-            return hallu
-        return torch.cat([feats, hallu], dim=1)
+    def fuse(
+        self, feats: torch.Tensor, hallu: Optional[torch.Tensor]
+    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        """What the classifier sees, see :attr:`fusion`.
+
+        Args:
+            feats (Tensor): Student features ``(N * S, F * C)``.
+            hallu (Tensor, optional): Their hallucination ``(N * S, D)``.
+
+        Returns:
+            Tensor | tuple: ``(N * S, C', 1, 1)``, the layout 2D heads
+            pool; with ``fusion='late'`` the two streams, appearance
+            ``(N * S, F * C, 1, 1)`` and hallucinated ``(N * S, D, 1, 1)``.
+        """
+        if self.fusion == 'late':
+            return feats[..., None, None], hallu[..., None, None]
+        x = feats
+        if hallu is not None and self.fusion == 'direct':
+            x = hallu
+        elif hallu is not None and self.fusion == 'concat':
+            x = torch.cat([feats, hallu], dim=1)
+        # [N * S, C'] -> [N * S, C', 1, 1]
+        return x[..., None, None]
+
+    @property
+    def _is_recognizer2d(self) -> bool:
+        """No hallucination, one frame per segment, no timm student:
+        mmaction2's :class:`Recognizer2D` (its neck, ``fcn_test`` and
+        ``max_testing_views`` included)."""
+        return self.hallu_head is None and self.frames_per_segment == 1 \
+            and self.backbone_from != 'timm'
+
+    def forward_features(self,
+                         imgs: torch.Tensor,
+                         test_mode: bool = False) -> Tuple:
+        """The classifier's input and the hallucination of student frames.
+
+        Args:
+            imgs (Tensor): Normalised student frames
+                ``(N, V * S * F, C, H, W)``.
+            test_mode (bool): As in :meth:`extract_feat`.
+
+        Returns:
+            tuple: The classifier's input (see :meth:`fuse`; the neck's
+            output on the :class:`Recognizer2D` path), the hallucination
+            ``(N * V * S, D)`` or None, and the head's kwargs (``num_segs``
+            = ``V * S``).
+        """
+        if self._is_recognizer2d:
+            x, kwargs = super().extract_feat(
+                imgs, stage='neck', test_mode=test_mode)
+            return x, None, kwargs
+        feats, kwargs = self.extract_student_feat(imgs, test_mode)
+        hallu = None
+        if self.hallu_head is not None:
+            hallu = self.hallucinate(feats, kwargs['num_segs'])
+        return self.fuse(feats, hallu), hallu, kwargs
+
+    def forward_head(self, x: Union[torch.Tensor, Tuple[torch.Tensor, ...]],
+                     **kwargs) -> torch.Tensor:
+        """Class scores of the classifier's input (:meth:`forward_features`)
+        per view that the head's consensus keeps apart: ``cls_head``'s
+        ``(N * V', num_classes)`` scores; with ``fusion='late'`` both
+        streams' weighted probabilities (:meth:`late_fuse`)."""
+        if self.fusion == 'late':
+            return self.late_fuse(*x, **kwargs)
+        return self.cls_head(x, **kwargs)
 
     def extract_feat(self,
                      inputs: Union[torch.Tensor, Dict],
@@ -379,52 +441,129 @@ class HalluciNet(Recognizer2D):
                 or a dict with ``imgs`` and, in training, ``teacher_imgs``
                 ``(N, S, C, T, H, W)`` or ``teacher_feats`` ``(N, S, D)``.
             stage (str): ``'backbone'`` (student features), ``'neck'``
-                (fused features for the head) or ``'head'`` (scores).
+                (fused features for the head) or ``'head'`` (scores, see
+                :meth:`forward_head`).
 
         Returns:
             tuple: Features ``(N * S, C', 1, 1)`` and the head's kwargs.
         """
         imgs = inputs['imgs'] if isinstance(inputs, dict) else inputs
-        if self.hallu_head is None and self.frames_per_segment == 1 \
-                and self.backbone_from != 'timm':
+        if self._is_recognizer2d:
             return super().extract_feat(
                 imgs,
                 stage=stage,
                 data_samples=data_samples,
                 test_mode=test_mode)
-        feats, kwargs = self.extract_student_feat(imgs, test_mode)
         if stage == 'backbone':
-            return feats, kwargs
-        num_segs = kwargs['num_segs']
-        hallu = None
-        loss_aux = dict()
-        if self.hallu_head is not None:
-            hallu = self.hallucinate(feats, num_segs)
-            if not test_mode and data_samples is not None:
-                if not isinstance(inputs, dict):
-                    inputs = dict(imgs=imgs)
-                target = self.teacher_target(inputs)
-                if len(target) != len(hallu):
-                    raise ValueError(
-                        f'{len(target)} teacher clips for {len(hallu)} '
-                        f'student segments ({num_segs} per sample): '
-                        'teacher_imgs / teacher_feats must hold one clip '
-                        'per student segment (HalluSampleFrames '
-                        'num_segments, frames_per_segment)')
-                loss_aux = self.hallu_head.loss(hallu, target, num_segs)
-                loss_aux.update(
-                    self._unlabelled_hallu_loss(hallu, target, num_segs,
-                                                data_samples))
-        # [N * S, C'] -> [N * S, C', 1, 1], the layout 2D heads pool.
-        x = self.fuse(feats, hallu)[..., None, None]
-        kwargs['loss_aux'] = loss_aux
-        if self.fusion == 'late':
-            x = (x, hallu[..., None, None])
+            return self.extract_student_feat(imgs, test_mode)
+        x, hallu, kwargs = self.forward_features(imgs, test_mode)
+        kwargs['loss_aux'] = dict()
+        if hallu is not None and not test_mode and data_samples is not None:
+            kwargs['loss_aux'] = self._hallu_loss(inputs, hallu,
+                                                  kwargs['num_segs'],
+                                                  data_samples)
         if stage == 'neck':
             return x, kwargs
+        return self.forward_head(x, **kwargs), kwargs
+
+    def _hallu_loss(self, inputs: Union[torch.Tensor, Dict],
+                    hallu: torch.Tensor, num_segs: int,
+                    data_samples: SampleList) -> Dict:
+        """The hallucination loss against :meth:`teacher_target` (and its
+        unlabelled part, for the log)."""
+        if not isinstance(inputs, dict):
+            inputs = dict(imgs=inputs)
+        target = self.teacher_target(inputs)
+        if len(target) != len(hallu):
+            raise ValueError(
+                f'{len(target)} teacher clips for {len(hallu)} student '
+                f'segments ({num_segs} per sample): teacher_imgs / '
+                'teacher_feats must hold one clip per student segment '
+                '(HalluSampleFrames num_segments, frames_per_segment)')
+        losses = self.hallu_head.loss(hallu, target, num_segs)
+        losses.update(
+            self._unlabelled_hallu_loss(hallu, target, num_segs,
+                                        data_samples))
+        return losses
+
+    # ------------------------------------------------------------ predict
+    @property
+    def predicts_class_scores(self) -> bool:
+        """Whether the classifier predicts one class-score vector per
+        sample, which :meth:`predict_scores` returns: mmaction2's heads
+        (``average_clip``), not ``DiveLSTMHead`` (dive properties and a
+        quality score)."""
+        return self.with_cls_head and hasattr(self.cls_head, 'average_clip')
+
+    def predict_scores(
+        self,
+        imgs: torch.Tensor,
+        return_hallu: bool = False
+    ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        """Class scores of normalised student frames: the one prediction
+        path, which :meth:`predict` (``tools/test.py``) and the deploy model
+        (ONNX export, ``tools/inference.py``, the benchmark) call.
+
+        Args:
+            imgs (Tensor): Normalised student frames
+                ``(N, V * S * F, C, H, W)``: ``V`` test views (crops) of
+                ``S`` segments of ``F`` frames each.
+            return_hallu (bool): Also return the hallucination.
+
+        Returns:
+            Tensor | tuple: Scores ``(N, num_classes)`` as :meth:`predict`
+            reports them: ``cls_head.average_clip`` over the views
+            (probabilities with ``average_clips='prob'``; mmaction2's
+            ``(N, V, num_classes)`` with ``average_clips=None``); with
+            ``fusion='late'`` the views' mean of both streams' weighted
+            probabilities. With ``return_hallu`` also the hallucination
+            ``(N, V * S, D)``.
+        """
+        if not self.predicts_class_scores:
+            raise TypeError(
+                f'{type(self.cls_head).__name__} does not predict one vector '
+                'of class scores (it has no average_clip; DiveLSTMHead '
+                'predicts dive properties and a quality score): the deploy '
+                'path needs an mmaction2 classification head; test with '
+                'predict() (tools/test.py)')
+        if return_hallu and self.hallu_head is None:
+            raise ValueError('return_hallu: the model has no hallu_head (a '
+                             'vanilla student hallucinates nothing)')
+        x, hallu, kwargs = self.forward_features(imgs, test_mode=True)
+        scores = self.forward_head(x, **kwargs)
+        # Rows per sample: 1 when the head's consensus averaged all
+        # segments (TSN), the crops when it keeps them apart (TSM, TRN).
+        num_views = scores.shape[0] // imgs.shape[0]
         if self.fusion == 'late':
-            return self.late_fuse(*x, **kwargs), kwargs
-        return self.cls_head(x, **kwargs), kwargs
+            # [N * V, num_classes] -> [N, num_classes], already
+            # probabilities.
+            scores = scores.reshape(-1, num_views, scores.shape[-1]).mean(1)
+        else:
+            scores = self.cls_head.average_clip(scores, num_segs=num_views)
+        if not return_hallu:
+            return scores
+        # [N * V * S, D] -> [N, V * S, D]
+        return scores, hallu.reshape(-1, kwargs['num_segs'], hallu.shape[-1])
+
+    def predict(self, inputs: Union[torch.Tensor, Dict],
+                data_samples: SampleList, **kwargs) -> SampleList:
+        """Write :meth:`predict_scores` into ``data_samples``: the class
+        scores (``pred_score``) and the predicted label, as mmaction2's
+        heads do. A head without class scores (``DiveLSTMHead``) writes
+        its own predictions."""
+        if not self.predicts_class_scores:
+            return super().predict(inputs, data_samples, **kwargs)
+        imgs = inputs['imgs'] if isinstance(inputs, dict) else inputs
+        scores = self.predict_scores(imgs)
+        if scores.dim() != 2:
+            raise ValueError(
+                f'cls_head.average_clips={self.cls_head.average_clips!r} '
+                f'keeps {scores.shape[1]} views apart, but a prediction is '
+                "one score vector per sample: use 'prob' or 'score'")
+        for sample, score in zip(data_samples, scores):
+            set_pred_score(sample, score)
+            set_pred_label(sample, score.argmax(dim=-1, keepdim=True))
+        return data_samples
 
     # --------------------------------------------------- two-stream (late)
     def late_fuse(self, appearance: torch.Tensor, hallu: torch.Tensor,
@@ -436,8 +575,8 @@ class HalluciNet(Recognizer2D):
             hallu (Tensor): ``(N * V * S, D, 1, 1)`` hallucinated features.
 
         Returns:
-            Tensor: ``(N * V, num_classes)`` probabilities, one row per view
-            (the heads' segmental consensus already applied).
+            Tensor: ``(N * V', num_classes)`` probabilities, one row per view
+            that the heads' segmental consensus keeps apart.
         """
         weights = self.late_fusion_weights
         scores = [
@@ -524,19 +663,6 @@ class HalluciNet(Recognizer2D):
             losses.update({k + suffix: v for k, v in head_losses.items()})
         losses.update(loss_aux)
         return losses
-
-    def predict(self, inputs, data_samples: SampleList,
-                **kwargs) -> SampleList:
-        if self.fusion != 'late':
-            return super().predict(inputs, data_samples, **kwargs)
-        probs, kwargs = self.extract_feat(inputs, stage='head',
-                                          test_mode=True)
-        # [N * V, num_classes] -> [N, num_classes]: average the views.
-        probs = probs.view(len(data_samples), -1, probs.shape[-1]).mean(1)
-        for sample, prob in zip(data_samples, probs):
-            set_pred_score(sample, prob)
-            set_pred_label(sample, prob.argmax(dim=-1, keepdim=True))
-        return data_samples
 
 
 def _tensors(out) -> List[torch.Tensor]:

@@ -6,15 +6,14 @@ import torch
 import torch.nn as nn
 from mmaction.registry import MODELS
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 
 from ...typing import ConfigType
-from ...utils.checkpoint import read_state_dict
+from ...utils.checkpoint import load_checkpoint_into
 from ..utils import reduce_to_vector
 
-# Missing teacher keys under these prefixes do not matter: the hallucinated
-# representation comes from the backbone (or a neck), never from the
-# teacher's classifier.
+# The teacher's parts under these prefixes may be missing from its checkpoint
+# or hold other shapes (a classifier for other classes): the hallucinated
+# representation comes from the backbone (or a neck), never from them.
 _UNUSED_TEACHER_PREFIXES = ('cls_head.', 'data_preprocessor.')
 
 
@@ -89,50 +88,18 @@ class FrozenTeacher(nn.Module):
             max_missing (int): Missing keys allowed outside the teacher's
                 classifier.
         """
-        state = read_state_dict(filename, 'teacher_ckpt',
-                                'the trained teacher checkpoint')
-        own = self.model.state_dict()
-        # A classifier for other classes does not matter: it is never used.
-        state = {
-            k: v
-            for k, v in state.items()
-            if not (k.startswith(_UNUSED_TEACHER_PREFIXES) and k in own
-                    and own[k].shape != v.shape)
-        }
-        mismatched = [
-            f'{k}: {tuple(v.shape)} in the file, {tuple(own[k].shape)} in '
-            'the model' for k, v in state.items()
-            if k in own and own[k].shape != v.shape
-        ]
-        name = type(self.model).__name__
-        if mismatched:
-            raise ValueError(
-                f'teacher_ckpt {filename} does not fit the teacher {name}: '
-                f'{len(mismatched)} tensors of other shapes (e.g. '
-                f'{mismatched[:3]}); is it the same architecture?')
-        missing, unexpected = self.model.load_state_dict(state, strict=False)
-        missing = [
-            k for k in missing if not k.startswith(_UNUSED_TEACHER_PREFIXES)
-        ]
-        logger = MMLogger.get_current_instance()
-        if len(missing) > max_missing:
-            raise KeyError(
-                f'teacher_ckpt {filename} does not fit the teacher {name}: '
-                f'{len(missing)} missing keys (e.g. {missing[:5]}), '
-                f'{len(unexpected)} unexpected keys (e.g. '
-                f'{unexpected[:5]}); is it the same architecture?')
-        if missing or unexpected:
-            logger.warning(
-                f'teacher_ckpt {filename}: missing keys {missing}, '
-                f'unexpected keys {unexpected[:20]}')
-        logger.info(f'loaded teacher weights from {filename}')
-        self.model._is_init = True
+        load_checkpoint_into(
+            self.model,
+            filename,
+            key_name='teacher_ckpt',
+            what="the trained teacher's checkpoint",
+            optional=_UNUSED_TEACHER_PREFIXES,
+            max_missing=max_missing,
+            allow_unexpected=True)
 
     def train(self, mode: bool = True) -> 'FrozenTeacher':
         """Whatever ``mode``, the teacher stays in eval mode."""
-        super().train(mode)
-        self.model.eval()
-        return self
+        return super().train(False)
 
     @torch.no_grad()
     def forward(self, clips: torch.Tensor) -> torch.Tensor:

@@ -224,10 +224,10 @@ def test_bare_backbone_teacher(teacher):
 def test_teacher_target_shapes_and_reduction():
     model = build(hallucinet_cfg(teacher='slowfast'))
     clips = torch.randn(2, 3, 3, 8, 32, 32)
-    target = model.extract_teacher_feat(clips)
+    target = model.teacher(clips)
     # SlowFast: pooled slow (64) and fast (16) pathways, one row per clip.
     assert target.shape == (6, 80)
-    slow, fast = model.teacher.backbone(clips.flatten(0, 1))
+    slow, fast = model.teacher.model.backbone(clips.flatten(0, 1))
     expected = torch.cat([slow.mean((2, 3, 4)), fast.mean((2, 3, 4))], 1)
     torch.testing.assert_close(target, expected)
 
@@ -238,11 +238,11 @@ def test_teacher_layer_hook():
     cfg['cls_head']['in_channels'] = 512 + 32
     model = build(cfg)
     clips = torch.randn(1, 2, 3, 8, 32, 32)
-    assert model.extract_teacher_feat(clips).shape == (2, 32)
+    assert model.teacher(clips).shape == (2, 32)
     check_train_step(model, make_batch())
-    model.teacher_layer = 'backbone.nope'
+    model.teacher.layer = 'backbone.nope'
     with pytest.raises(KeyError, match='backbone.nope'):
-        model.extract_teacher_feat(clips)
+        model.teacher(clips)
 
 
 @pytest.mark.parametrize('fusion', ['concat', 'direct', 'none'])
@@ -354,13 +354,13 @@ def test_teacher_ckpt_loaded_and_never_reinitialised(tmp_path):
     torch.manual_seed(1)
     source = build(hallucinet_cfg())
     ckpt = tmp_path / 'teacher.pth'
-    torch.save(dict(state_dict=source.teacher.state_dict()), ckpt)
+    torch.save(dict(state_dict=source.teacher.model.state_dict()), ckpt)
     torch.manual_seed(2)
     model = build(hallucinet_cfg(teacher_ckpt=str(ckpt)))
     model.init_weights()
-    for key, value in source.teacher.state_dict().items():
-        assert torch.equal(value, model.teacher.state_dict()[key]), key
-    assert model.teacher.is_init
+    for key, value in source.teacher.model.state_dict().items():
+        assert torch.equal(value, model.teacher.model.state_dict()[key]), key
+    assert model.teacher.model.is_init
 
 
 def test_teacher_ckpt_errors(tmp_path):
@@ -368,13 +368,13 @@ def test_teacher_ckpt_errors(tmp_path):
         MODELS.build(hallucinet_cfg(teacher_ckpt=str(tmp_path / 'no.pth')))
     other = build(hallucinet_cfg(teacher='timesformer'))
     ckpt = tmp_path / 'timesformer.pth'
-    torch.save(dict(state_dict=other.teacher.state_dict()), ckpt)
+    torch.save(dict(state_dict=other.teacher.model.state_dict()), ckpt)
     with pytest.raises(KeyError, match='missing keys'):
         MODELS.build(hallucinet_cfg(teacher_ckpt=str(ckpt)))
     wider = hallucinet_cfg()
     wider['teacher']['backbone']['base_channels'] = 16
     ckpt = tmp_path / 'wider.pth'
-    torch.save(dict(state_dict=build(wider).teacher.state_dict()), ckpt)
+    torch.save(dict(state_dict=build(wider).teacher.model.state_dict()), ckpt)
     with pytest.raises(ValueError, match='other shapes'):
         MODELS.build(hallucinet_cfg(teacher_ckpt=str(ckpt)))
 
