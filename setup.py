@@ -37,8 +37,8 @@ setup(
         'matplotlib',
     ],
     extras_require={
-        'tests': ['pytest', 'pytest-xdist', 'scipy', 'ruff'],
-        'deploy': ['onnx', 'onnxruntime', 'fvcore'],
+        'tests': ['pytest', 'pytest-xdist', 'scipy', 'ruff', 'import-linter'],
+        'deploy': ['onnx', 'onnxruntime'],
         'flow': ['opencv-contrib-python'],
         'tensorboard': ['tensorboard'],
     },

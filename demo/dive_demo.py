@@ -25,6 +25,7 @@ from typing import Dict, List, Optional
 
 from demo.hallucinet_demo import REPO, Demo, top1_from_dump
 from hallucinet_plugin.utils import seed_summary
+from hallucinet_plugin.utils.report import markdown_table as _table
 
 CONFIG_DIR = osp.join(REPO, 'configs', 'mtl_aqa', 'demo')
 TEACHER_CONFIG = osp.join(CONFIG_DIR,
@@ -302,28 +303,26 @@ def markdown_table(results: Dict) -> str:
     props = list(data['properties'])
     first = next(iter(results['models'].values()))
     seeds = len(next(iter(first.values()))['values'])
-    lines = [
+    caption = (
         f"Diving demo: students trained on {data['train_dives']} dives "
         f"({results['epochs']['students']} epochs), tested on "
         f"{data['test_dives']}; teacher trained on "
         f"{data['teacher_train_clips']} motion clips, top-1 "
         f"{results['teacher_top1']:.1f}% on held-out ones. Accuracy and "
-        f"Spearman in %, mean +- std over {seeds} seed(s).", '',
-        '| model | ' + ' | '.join(props) + ' | Spearman | final loss_hallu |',
-        '| --- ' * (len(props) + 3) + '|'
-    ]
+        f"Spearman in %, mean +- std over {seeds} seed(s).")
+    rows = []
     for name, entry in results['models'].items():
         cells = [
             _cell(entry.get(f'acc/{p}')) for p in props
         ] + [_cell(entry.get('aqa/spearman'))]
         hallu = entry.get('final_loss_hallu')
         cells.append(f"{hallu['mean']:.4f}" if hallu else '-')
-        lines.append(f'| {name} | ' + ' | '.join(cells) + ' |')
-    lines += [
-        '', f"Command: `{results['command']}` "
+        rows.append([name] + cells)
+    table = _table(['model'] + props + ['Spearman', 'final loss_hallu'], rows)
+    return '\n'.join([
+        caption, '', table, '', f"Command: `{results['command']}` "
         f"({results['elapsed_s'] / 60:.1f} min)."
-    ]
-    return '\n'.join(lines)
+    ])
 
 
 def _cell(stats: Optional[Dict]) -> str:

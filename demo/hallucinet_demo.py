@@ -23,9 +23,10 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Dict, List, Optional, Sequence
 
-from tqdm import tqdm
+from mmengine.utils import ProgressBar
 
 from hallucinet_plugin.utils import difference_ci, seed_summary
+from hallucinet_plugin.utils.report import markdown_table as _table
 
 # The source checkout this demo belongs to (configs/, tools/).
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -371,19 +372,19 @@ class Demo:
             print(f'\n=== students: {len(todo)} runs, {self.args.jobs} at '
                   'a time; each logs to <work-dir>/<model>/seed<k>/'
                   'console.log', flush=True)
-            bar = tqdm(total=len(todo), desc='students', unit='run')
+            bar = ProgressBar(len(todo))
 
             def one(job):
                 result = train(job)
-                bar.set_postfix_str(f'{job[0]} seed {job[1]}: top-1 '
-                                    f"{result['top1']:.1f}%")
                 bar.update()
+                print(f"  {job[0]} seed {job[1]}: top-1 {result['top1']:.1f}%",
+                      flush=True)
                 return result
 
             with ThreadPoolExecutor(self.args.jobs) as pool:
                 for job in todo:
                     results[job] = pool.submit(one, job)
-            bar.close()
+            print(flush=True)
         # Rows in the order asked for, seeds in order.
         return {
             name: [
@@ -531,24 +532,26 @@ def markdown_table(results: Dict) -> str:
         extra = (f" ({', '.join(unlabelled)}: also "
                  f"{data['unlabelled_videos']} unlabelled videos, the "
                  "teacher's, their labels never read)")
-    lines = [
+    caption = (
         f"Demo: students trained on {data['labelled_train_videos']} "
         f'labelled videos{extra}, teacher on '
         f"{data['teacher_train_videos']}, evaluated on "
         f"{data['val_videos']} (top-1 %, mean +- std over {num_seeds} "
         "seeds; difference to the baseline with Welch's 95% confidence "
-        'interval over seeds).', '',
-        '| model | top-1 (%) | seeds | difference (95% CI) | '
-        'final loss_hallu | GFLOPs/clip | params (M) | '
-        'CPU latency (ms, batch 1) |',
-        '| --- | --- | --- | --- | --- | --- | --- | --- |'
+        'interval over seeds).')
+    header = [
+        'model', 'top-1 (%)', 'seeds', 'difference (95% CI)',
+        'final loss_hallu', 'GFLOPs/clip', 'params (M)',
+        'CPU latency (ms, batch 1)'
     ]
     cost = results['cost']
     teacher = cost.get('teacher', {})
-    lines.append(f"| 3D teacher (16 frames) | {results['teacher_top1']:.1f} "
-                 f"| 1 | - | - | {teacher.get('gflops', 0):.3f} | "
-                 f"{teacher.get('params_m', 0):.2f} | "
-                 f"{teacher.get('median_ms', 0):.2f} |")
+    rows = [[
+        '3D teacher (16 frames)', f"{results['teacher_top1']:.1f}", '1', '-',
+        '-', f"{teacher.get('gflops', 0):.3f}",
+        f"{teacher.get('params_m', 0):.2f}",
+        f"{teacher.get('median_ms', 0):.2f}"
+    ]]
     notes = []
     for name, entry in models.items():
         top1 = entry['top1']
@@ -568,15 +571,16 @@ def markdown_table(results: Dict) -> str:
         hallu = entry.get('final_loss_hallu')
         hallu = f"{hallu['mean']:.4f}" if hallu else '-'
         c = cost.get(name, {})
-        lines.append(f"| {name} | {top1['mean']:.1f} +- {top1['std']:.1f} | "
-                     f"{seeds} | {shown} | {hallu} | "
-                     f"{c.get('gflops', 0):.3f} | "
-                     f"{c.get('params_m', 0):.2f} | "
-                     f"{c.get('median_ms', 0):.2f} |")
-    lines += [''] + notes + ([''] if notes else []) + [
-        f"Command: `{results['command']}` "
-        f"({results['elapsed_s'] / 60:.1f} min)."
-    ]
+        rows.append([
+            name, f"{top1['mean']:.1f} +- {top1['std']:.1f}", seeds, shown,
+            hallu, f"{c.get('gflops', 0):.3f}", f"{c.get('params_m', 0):.2f}",
+            f"{c.get('median_ms', 0):.2f}"
+        ])
+    lines = [caption, '', _table(header, rows), ''] + notes + (
+        [''] if notes else []) + [
+            f"Command: `{results['command']}` "
+            f"({results['elapsed_s'] / 60:.1f} min)."
+        ]
     return '\n'.join(lines)
 
 

@@ -13,8 +13,9 @@ Examples::
 The file takes float32 pixels 0..255 (the test pipeline's channel order)
 ``(B, F, 3, H, W)``, or ``(B, 3, H, W)`` when one prediction sees one frame;
 only ``B`` is dynamic. Normalisation is inside. Outputs: ``scores`` ``(B,
-num_classes)`` and, with ``--with-hallu``, ``hallu`` ``(B, S, D)``. See
-``hallucinet_plugin/deploy/``.
+num_classes)``, the scores ``tools/test.py`` reports (both streams of a MoNet
+config; ``HalluciNet.predict_scores``), and, with ``--with-hallu``,
+``hallu`` ``(B, S, D)``. See ``hallucinet_plugin/deploy/``.
 
 ``--verify`` compares onnxruntime with PyTorch on random pixels at batch 1
 and 3 and on frames decoded from ``--video`` (or a generated video) and

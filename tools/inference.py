@@ -8,8 +8,9 @@ Examples::
     # the exported model in onnxruntime (CHECKPOINT: none)
     python tools/inference.py CONFIG none video.mp4 --onnx student.onnx
 
-Frames are sampled and transformed by the config's test pipeline; see
-``hallucinet_plugin/deploy/inference.py``. ``--save-hallu`` writes the
+Frames are sampled and transformed by the config's test pipeline, and the
+scores are those ``tools/test.py`` reports (``HalluciNet.predict_scores``);
+see ``hallucinet_plugin/deploy/inference.py``. ``--save-hallu`` writes the
 hallucinated representation: ``(S, D)`` for one input, ``(N, S, D)`` for
 ``N`` inputs.
 """

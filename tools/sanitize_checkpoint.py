@@ -1,8 +1,10 @@
-"""Rewrite a checkpoint written by plain mmengine so that the plugin loads it
-with ``torch.load(weights_only=True)``.
+"""Rewrite a checkpoint so that plain ``torch.load(weights_only=True)`` loads
+it: mmengine's message hub objects become dicts, tensors and Python scalars.
 
-Only for checkpoints you wrote yourself: reading the old file needs full
-unpickling, which can run code from the file, hence the required ``--trust``.
+A checkpoint written without ``WeightsOnlyCheckpointHook`` by an earlier
+version of the plugin is read weights only. One written by plain mmengine
+holds ``getattr`` calls and needs full unpickling, which can run code from
+the file: only for checkpoints you wrote yourself, hence ``--trust``.
 
 Example::
 
@@ -11,6 +13,8 @@ Example::
 import argparse
 import os.path as osp
 import sys
+
+import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -24,19 +28,20 @@ def main() -> None:
     parser.add_argument(
         '--trust',
         action='store_true',
-        help='confirm the file is yours: it is fully unpickled once')
+        help='confirm the file is yours: it may be fully unpickled once')
     args = parser.parse_args()
     if not osp.isfile(args.checkpoint):
         sys.exit(f'checkpoint not found: {args.checkpoint}')
-    bad = unsafe_globals(args.checkpoint)
-    if not bad:
+    refused = torch.serialization.get_unsafe_globals_in_checkpoint(
+        args.checkpoint)
+    if not refused:
         print(f'{args.checkpoint} already loads with weights_only=True')
         return
-    print(f'{args.checkpoint} holds globals weights_only refuses: {bad}')
-    if not args.trust:
+    print(f'{args.checkpoint} holds globals weights_only refuses: {refused}')
+    if unsafe_globals(args.checkpoint) and not args.trust:
         sys.exit('refusing without --trust (full unpickling runs code from '
                  'the file)')
-    out = sanitize_checkpoint(args.checkpoint, args.out, trust=True)
+    out = sanitize_checkpoint(args.checkpoint, args.out, trust=args.trust)
     print(f'wrote {out}')
 
 

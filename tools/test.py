@@ -21,6 +21,9 @@ from mmengine.runner import Runner
 
 import hallucinet_plugin  # noqa: F401
 from hallucinet_plugin.engine import setup_cpu_distributed
+from hallucinet_plugin.engine.hooks.weights_only_checkpoint_hook import (
+    WeightsOnlyCheckpointHook,
+)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -64,6 +67,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     cfg = build_config(args)
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
+    runner.register_hook(WeightsOnlyCheckpointHook())
     return runner.test()
 
 if __name__ == '__main__':

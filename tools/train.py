@@ -26,6 +26,9 @@ from mmengine.runner import Runner
 
 import hallucinet_plugin  # noqa: F401
 from hallucinet_plugin.engine import setup_cpu_distributed
+from hallucinet_plugin.engine.hooks.weights_only_checkpoint_hook import (
+    WeightsOnlyCheckpointHook,
+)
 from hallucinet_plugin.feature_bank import use_teacher_bank
 
 
@@ -116,6 +119,7 @@ def main(argv: Optional[List[str]] = None) -> Runner:
     cfg = build_config(args)
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
+    runner.register_hook(WeightsOnlyCheckpointHook())
     runner.train()
     return runner
 

@@ -1,15 +1,11 @@
 """Hara et al.'s 3D-ResNeXt checkpoints as mmengine checkpoints.
 
-kenshohara/3D-ResNets-PyTorch saves ``{'arch': 'resnext-101', 'epoch': ...,
-'state_dict': ..., 'optimizer': ...}`` from a model wrapped in
-``nn.DataParallel``, so every key starts with ``module.``. Stripped of it,
-the keys are those of :class:`ResNeXt3D`. Files written by PyTorch < 0.4
-(the 2017 Kinetics models) have no BatchNorm ``num_batches_tracked``
-buffers; the converter adds them as 0, which only matters for BatchNorm
-with ``momentum=None``, and records that it did in ``meta``.
-
-Checkpoints are read with ``torch.load(weights_only=True)`` only: Hara's
-files hold nothing but tensors and plain containers.
+The layout of Hara's files, and how raw and converted ones are read, is the
+backbone's (``hara_state_dict`` and ``resnext3d_state_dict`` in
+``models/backbones/resnext3d.py``); this module checks a file against the
+architecture it implies and writes it in mmengine's layout, recording in
+``meta`` what it did. Checkpoints are read by the plugin's loader, weights
+only: Hara's files hold nothing but tensors and plain containers.
 """
 import os
 import os.path as osp
@@ -19,68 +15,20 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from ..models.backbones.resnext3d import ResNeXt3D, ResNeXtBottleneck3D
+from ..models.backbones.resnext3d import (
+    ResNeXt3D,
+    ResNeXtBottleneck3D,
+    hara_state_dict,
+    resnext3d_state_dict,
+)
+from ..utils.checkpoint import read_checkpoint
 
 _ARCH_PATTERN = re.compile(r'^resnext-?(\d+)$', re.IGNORECASE)
 _LAYER3_BLOCKS = {
     blocks[2]: depth
     for depth, blocks in ResNeXt3D.arch_settings.items()
 }
-_BN_COUNTER = 'num_batches_tracked'
-
-
-def _torch_load(filename: str) -> dict:
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint not found: {filename}')
-    try:
-        checkpoint = torch.load(
-            filename, map_location='cpu', weights_only=True)
-    except Exception as err:
-        raise RuntimeError(
-            f'{filename}: torch.load(weights_only=True) failed: {err}\n'
-            'Hara checkpoints hold only tensors and plain containers; this '
-            'file is either not a PyTorch checkpoint or holds other '
-            'objects. It is not retried with weights_only=False, which '
-            'would run code stored in the file.') from err
-    if not isinstance(checkpoint, dict):
-        raise ValueError(f'{filename}: expected a dict with a '
-                         f"'state_dict' key, got {type(checkpoint).__name__}")
-    if 'state_dict' not in checkpoint:
-        raise ValueError(f"{filename}: no 'state_dict' key (found keys: "
-                         f'{sorted(map(str, checkpoint))})')
-    state_dict = checkpoint['state_dict']
-    if not isinstance(state_dict, dict) or not state_dict:
-        raise ValueError(f"{filename}: 'state_dict' must be a non-empty dict "
-                         'of tensors')
-    for key, value in state_dict.items():
-        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
-            raise ValueError(f"{filename}: 'state_dict' entry {key!r} is "
-                             f'not a tensor ({type(value).__name__})')
-    return checkpoint
-
-
-def _strip_module_prefix(state_dict: dict,
-                         filename: str) -> 'OrderedDict[str, torch.Tensor]':
-    # nn.DataParallel adds 'module.' to every key; a model saved without it
-    # (Hara's --no_cuda) has none. A mixture is a corrupt file.
-    prefixed = [k.startswith('module.') for k in state_dict]
-    if any(prefixed) and not all(prefixed):
-        bad = [k for k, p in zip(state_dict, prefixed) if not p][:5]
-        raise ValueError(f"{filename}: some keys start with 'module.' and "
-                         f'some do not, e.g. {bad}')
-    if not any(prefixed):
-        return OrderedDict(state_dict)
-    return OrderedDict((k[len('module.'):], v) for k, v in state_dict.items())
-
-
-def _add_num_batches_tracked(state_dict: dict) -> bool:
-    if any(k.endswith('.' + _BN_COUNTER) for k in state_dict):
-        return False
-    for key in list(state_dict):
-        if key.endswith('.running_mean'):
-            name = key[:-len('running_mean')] + _BN_COUNTER
-            state_dict[name] = torch.tensor(0, dtype=torch.long)
-    return True
+_WHAT = 'a checkpoint of kenshohara/3D-ResNets-PyTorch'
 
 
 def _require(state_dict: dict, key: str, filename: str) -> torch.Tensor:
@@ -206,10 +154,12 @@ def read_hara_checkpoint(filename: str) -> Tuple[dict, dict, dict]:
         PyTorch < 0.4 files), the :class:`ResNeXt3D` arguments it fits, and
         ``arch``, ``epoch`` and ``num_batches_tracked_added``.
     """
-    checkpoint = _torch_load(filename)
+    return _read_hara(read_checkpoint(filename, what=_WHAT), filename)
+
+
+def _read_hara(checkpoint: dict, filename: str) -> Tuple[dict, dict, dict]:
     arch = checkpoint.get('arch')
-    state_dict = _strip_module_prefix(checkpoint['state_dict'], filename)
-    added = _add_num_batches_tracked(state_dict)
+    state_dict, added = hara_state_dict(checkpoint, filename)
     cfg = infer_resnext3d_cfg(state_dict, arch, filename)
     check_resnext3d_keys(state_dict, cfg, filename)
     info = dict(
@@ -285,7 +235,8 @@ def convert_hara_checkpoint(src: str,
 
 def load_resnext3d_state_dict(filename: str) -> Dict[str, torch.Tensor]:
     """State dict for a bare :class:`ResNeXt3D` from a raw Hara checkpoint
-    or one written by :func:`convert_hara_checkpoint`.
+    (checked against the architecture it implies) or one written by
+    :func:`convert_hara_checkpoint`.
 
     Args:
         filename (str): Path to the checkpoint.
@@ -294,25 +245,8 @@ def load_resnext3d_state_dict(filename: str) -> Dict[str, torch.Tensor]:
         dict: Keys as in ``ResNeXt3D.state_dict()``, ``fc.*`` included
         when the file has the classifier.
     """
-    checkpoint = _torch_load(filename)
+    checkpoint = read_checkpoint(filename, what=_WHAT)
     meta = checkpoint.get('meta')
-    if not (isinstance(meta, dict) and meta.get('source') == 'hara'):
-        return read_hara_checkpoint(filename)[0]
-
-    prefix = meta.get('prefix')
-    fc_prefix = meta.get('fc_prefix')
-    if not isinstance(prefix, str) or not isinstance(fc_prefix,
-                                                     (str, type(None))):
-        raise ValueError(f"{filename}: 'meta' of a converted Hara checkpoint "
-                         "needs a str 'prefix' and a str or None 'fc_prefix'")
-    state_dict = OrderedDict()
-    for key, value in checkpoint['state_dict'].items():
-        if fc_prefix is not None and key.startswith(fc_prefix):
-            state_dict['fc.' + key[len(fc_prefix):]] = value
-        elif key.startswith(prefix):
-            state_dict[key[len(prefix):]] = value
-        else:
-            raise ValueError(f'{filename}: key {key!r} has neither the '
-                             f'prefix {prefix!r} nor {fc_prefix!r} recorded '
-                             "in 'meta'")
-    return state_dict
+    if isinstance(meta, dict) and meta.get('source') == 'hara':
+        return resnext3d_state_dict(checkpoint, filename)
+    return _read_hara(checkpoint, filename)[0]

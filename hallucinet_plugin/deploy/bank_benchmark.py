@@ -33,6 +33,7 @@ from ..feature_bank import (
     extract_teacher_features,
     use_teacher_bank,
 )
+from ..utils.report import markdown_table
 
 
 def training_speed(cfg: Config,
@@ -232,24 +233,25 @@ def bank_benchmark(vanilla: Config,
 
 def format_bank_report(result: Dict) -> str:
     """Markdown tables of :func:`bank_benchmark`'s result."""
-    lines = [
-        '| training | iterations/s | s/iteration | data wait s/iteration |',
-        '| --- | --- | --- | --- |'
+    tables = [
+        markdown_table(
+            ['training', 'iterations/s', 's/iteration',
+             'data wait s/iteration'],
+            [[name, f"{row['iters_per_s']:.2f}", f"{row['s_per_iter']:.3f}",
+              f"{row['data_s_per_iter']:.3f}"]
+             for name, row in result['training'].items()]),
+        markdown_table(['ratio (iterations/s)', 'value'],
+                       [[k, f'{v:.2f}'] for k, v in result['ratios'].items()])
     ]
-    for name, row in result['training'].items():
-        lines.append(f"| {name} | {row['iters_per_s']:.2f} | "
-                     f"{row['s_per_iter']:.3f} | "
-                     f"{row['data_s_per_iter']:.3f} |")
-    lines += ['', '| ratio (iterations/s) | value |', '| --- | --- |']
-    lines += [f'| {k} | {v:.2f} |' for k, v in result['ratios'].items()]
     ext = result.get('extraction')
     if ext:
-        lines += [
-            '', '| extraction | clips/s |', '| --- | --- |',
-            f"| extract_teacher_features ({ext['clips']} clips, "
-            f"{ext['videos']} videos) | {ext['extract_clips_per_s']:.1f} |",
-            f"| bare teacher forward (batch {ext['batch']}) | "
-            f"{ext['forward_clips_per_s']:.1f} |",
-            f"| ratio | {ext['ratio']:.2f} |"
-        ]
-    return '\n'.join(lines)
+        tables.append(
+            markdown_table(['extraction', 'clips/s'], [
+                [f"extract_teacher_features ({ext['clips']} clips, "
+                 f"{ext['videos']} videos)",
+                 f"{ext['extract_clips_per_s']:.1f}"],
+                [f"bare teacher forward (batch {ext['batch']})",
+                 f"{ext['forward_clips_per_s']:.1f}"],
+                ['ratio', f"{ext['ratio']:.2f}"],
+            ]))
+    return '\n\n'.join(tables)

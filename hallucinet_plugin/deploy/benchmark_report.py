@@ -6,6 +6,8 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
+from ..utils.report import markdown_table
+
 
 # -------------------------------------------------------------- reporting
 class _Ratio(float):
@@ -29,10 +31,7 @@ def _fmt(value) -> str:
 
 
 def _table(header: List[str], rows: List[List]) -> str:
-    lines = ['| ' + ' | '.join(header) + ' |',
-             '|' + '|'.join(' --- ' for _ in header) + '|']
-    lines += ['| ' + ' | '.join(_fmt(v) for v in row) + ' |' for row in rows]
-    return '\n'.join(lines)
+    return markdown_table(header, rows, _fmt)
 
 
 def format_report(result: Dict) -> str:

@@ -3,8 +3,6 @@ scores and optionally the hallucinated representation out) and the
 teacher's counterpart for the benchmark. See the README, "Deployment"."""
 import contextlib
 import logging
-import os
-import os.path as osp
 from typing import Optional, Tuple, Union
 
 import torch
@@ -16,6 +14,7 @@ from mmengine.registry import init_default_scope
 
 from ..models.utils import reduce_to_vector
 from ..typing import PathLike
+from ..utils.checkpoint import load_checkpoint_into
 from .spec import student_input_spec, without_pretrained
 
 
@@ -70,38 +69,7 @@ def build_student(cfg: Config,
 
 def load_student_checkpoint(model: nn.Module, checkpoint: PathLike) -> None:
     """Load a student's weights strictly (teacher keys ignored)."""
-    checkpoint = os.fspath(checkpoint)
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
-    # The plugin's safe globals make mmengine's own checkpoints loadable.
-    import hallucinet_plugin  # noqa: F401
-    state = torch.load(checkpoint, map_location='cpu', weights_only=True)
-    if isinstance(state, dict) and 'state_dict' in state:
-        state = state['state_dict']
-    if not isinstance(state, dict):
-        raise ValueError(f'{checkpoint}: not a checkpoint with a state dict')
-    state = {
-        k[len('module.'):] if k.startswith('module.') else k: v
-        for k, v in state.items() if not k.startswith(('teacher.',
-                                                       'module.teacher.'))
-    }
-    own = model.state_dict()
-    mismatched = [
-        f'{k}: {tuple(v.shape)} in the file, {tuple(own[k].shape)} in the '
-        'model' for k, v in state.items()
-        if k in own and tuple(own[k].shape) != tuple(v.shape)
-    ]
-    if mismatched:
-        raise ValueError(
-            f'checkpoint {checkpoint} does not fit the model of the config: '
-            f'{len(mismatched)} tensors of other shapes (e.g. '
-            f'{mismatched[:3]})')
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise KeyError(
-            f'checkpoint {checkpoint} does not fit the model of the config: '
-            f'{len(missing)} missing keys (e.g. {missing[:5]}), '
-            f'{len(unexpected)} unexpected keys (e.g. {unexpected[:5]})')
+    load_checkpoint_into(model, checkpoint, exclude=('teacher.', ))
 
 
 def _normalizer(preprocessor: Optional[nn.Module],

@@ -3,9 +3,10 @@ from .hooks import (
     FiniteLossHook,
     PretrainedStudentHook,
     ResumableRandomnessHook,
+    WeightsOnlyCheckpointHook,
 )
 
 __all__ = [
     'FiniteLossHook', 'PretrainedStudentHook', 'ResumableRandomnessHook',
-    'setup_cpu_distributed'
+    'WeightsOnlyCheckpointHook', 'setup_cpu_distributed'
 ]

@@ -3,6 +3,7 @@ video of a config, into the store."""
 import hashlib
 import math
 import os.path as osp
+import sys
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -13,8 +14,8 @@ from mmengine.config import Config
 from mmengine.dist import get_dist_info
 from mmengine.fileio import get_local_path
 from mmengine.registry import init_default_scope
+from mmengine.utils import ProgressBar
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
-from tqdm import tqdm
 
 from ..typing import PathLike
 from ..utils.config import load_config, to_builtin
@@ -310,12 +311,10 @@ def _run(loader: DataLoader, extractor: nn.Module,
     done. Returns the number of windows extracted."""
     pending: Dict[str, Dict[int, torch.Tensor]] = {}
     windows = 0
-    bar = tqdm(
-        total=num_videos,
-        unit='video',
-        desc='teacher bank',
-        disable=not progress or num_videos == 0,
-        dynamic_ncols=True)
+    # mmengine's bar (videos/s, elapsed, ETA) on stderr, as the other
+    # long jobs of the plugin.
+    bar = ProgressBar(num_videos, file=sys.stderr) \
+        if progress and num_videos else None
     try:
         for item in loader:
             frames = item['frames'].to(device, non_blocking=True)
@@ -330,10 +329,11 @@ def _run(loader: DataLoader, extractor: nn.Module,
                 track = torch.cat([parts[i] for i in range(len(parts))])
                 writer.put(item['key'], item['total_frames'], track.numpy())
                 del pending[item['key']]
-                bar.update()
-                bar.set_postfix(clips=windows, refresh=False)
+                if bar is not None:
+                    bar.update()
     finally:
-        bar.close()
+        if bar is not None:
+            sys.stderr.write('\n')
     if pending:
         raise RuntimeError(f'incomplete videos after extraction: '
                            f'{sorted(pending)}')

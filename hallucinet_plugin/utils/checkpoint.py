@@ -3,7 +3,8 @@
 
 Every checkpoint file the plugin reads (teacher, appearance stream, stage-1
 student, MoNet's classifier, deployment, Hara's 3D-ResNeXt) goes through
-:func:`_read`, and every state dict through :func:`_state_dict_in`. Local
+:func:`_read`, and every state dict, read or given, through
+:func:`_state_dict_in`: checks of files and of tensors belong there. Local
 files are read with ``torch.load(weights_only=True)``, URLs by mmengine's
 ``CheckpointLoader`` (torch's default, ``weights_only=True``). Only
 :func:`sanitize_checkpoint` with ``trust=True`` ever unpickles fully.
@@ -15,9 +16,9 @@ are refused by ``weights_only`` loading. Nothing here changes torch or
 mmengine on import. Instead:
 
 * :func:`to_plain` turns these objects into dicts, tensors and Python
-  scalars, and :func:`from_plain` turns them back; ``WeightsOnlyCheckpointHook``
-  applies them when the Runner saves and loads, so its checkpoints load with
-  plain ``torch.load``;
+  scalars, and :func:`from_plain` turns them back; the engine's
+  ``WeightsOnlyCheckpointHook`` applies them when the Runner saves and loads,
+  so its checkpoints load with plain ``torch.load``;
 * :func:`mmengine_safe_globals` allowlists the *data* types (``HistoryBuffer``,
   numpy arrays, dtypes and scalars, none of which can call code) only while a
   checkpoint is read, for files written without the hook. ``getattr`` is
@@ -32,8 +33,17 @@ import pickle
 import re
 from collections import OrderedDict
 from functools import partial
-from typing import (Callable, Dict, Iterator, List, Mapping, Optional,
-                    Sequence, Tuple, Union)
+from typing import (
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import numpy as np
 import torch
@@ -46,6 +56,8 @@ Prefixes = Union[str, Sequence[str], Mapping[str, str]]
 # Distributed wrappers (DataParallel, DDP) prefix every key with 'module.';
 # mmengine's load_checkpoint strips it by the same default.
 DEFAULT_REVISE_KEYS = ((r'^module\.', ''), )
+# Lines of torch's weights_only error that suggest weights_only=False.
+_ADVICE = ('Weights only load failed', '(1)', '(2)', 'Check the documentation')
 # Marks the dicts that to_plain writes in place of mmengine's objects.
 _PLAIN_TYPE = '__plain_type__'
 
@@ -89,13 +101,23 @@ def _weights_only_by_default() -> bool:
     return forced.lower() not in ('1', 'y', 'yes', 'true')
 
 
+def _diagnosis(err: Exception) -> str:
+    """What torch found in the file, without its advice to unpickle fully."""
+    lines = [line.strip() for line in str(err).splitlines()]
+    kept = [
+        line.replace('WeightsUnpickler error: ', '') for line in lines
+        if line and not line.startswith(_ADVICE)
+    ]
+    return ' '.join(kept) or str(err).strip() or type(err).__name__
+
+
 def _read(filename: str, key_name: str, what: Optional[str],
           map_location) -> dict:
-    """Read a checkpoint file, weights only: the one place the plugin does.
+    """Read a checkpoint file, weights only: every file the plugin loads
+    comes through here.
 
     Local files must exist; URLs (``https://``, ``torchvision://`` ...) go
-    to mmengine's loaders. The result must hold a state dict (see
-    :func:`_state_dict_in`).
+    to mmengine's loaders. The result must be a dict.
     """
     source = f'{key_name} {filename}'
     if '://' not in filename:
@@ -122,17 +144,21 @@ def _read(filename: str, key_name: str, what: Optional[str],
             checkpoint = load()
         except refused as err:
             raise RuntimeError(
-                f'{source}: torch.load(weights_only=True) failed: {err}\n'
+                f'{source}: torch.load(weights_only=True) failed: '
+                f'{_diagnosis(err)}\n'
                 'It is not retried with weights_only=False, which would run '
                 'code stored in the file. For a checkpoint you wrote '
                 'yourself, see tools/sanitize_checkpoint.py.') from err
-    _state_dict_in(checkpoint, source)
+    if not isinstance(checkpoint, Mapping):
+        raise ValueError(f'{source}: not a checkpoint: it holds a '
+                         f'{type(checkpoint).__name__}, not a dict')
     return checkpoint
 
 
 def _state_dict_in(checkpoint, source: str) -> StateDict:
     """The state dict of a checkpoint: its ``'state_dict'`` entry, or the
-    checkpoint itself when it is one. Anything else is refused."""
+    checkpoint itself when it is one; the one place every state dict, from
+    a file or not, is checked. Anything else is refused."""
     if not isinstance(checkpoint, Mapping):
         raise ValueError(f'{source}: not a checkpoint: it holds a '
                          f'{type(checkpoint).__name__}, not a dict')
@@ -221,8 +247,8 @@ def read_checkpoint(filename: Union[str, os.PathLike],
         map_location: As for ``torch.load``.
 
     Returns:
-        dict: The checkpoint; it holds a state dict, as a ``'state_dict'``
-        entry or by being one.
+        dict: The checkpoint, as saved; :func:`state_dict_of` gives its
+        state dict.
     """
     return _read(os.fspath(filename), key_name, what, map_location)
 
@@ -466,7 +492,10 @@ def to_plain(obj):
         }
     if isinstance(obj, np.ndarray):
         if obj.dtype.kind in 'biufc':
-            return {_PLAIN_TYPE: 'ndarray', 'data': torch.from_numpy(obj.copy())}
+            return {
+                _PLAIN_TYPE: 'ndarray',
+                'data': torch.from_numpy(obj.copy())
+            }
         return to_plain(obj.tolist())
     if isinstance(obj, np.generic):
         return obj.item()

@@ -6,6 +6,7 @@ They inherit through the pointers in ``configs/_base_/mmaction/``: configs
 whose ``_base_`` is computed from the installed package, because
 ``'mmaction::'`` does not resolve on the pinned stack.
 """
+import ast
 import glob
 import os.path as osp
 import sys
@@ -37,6 +38,11 @@ RECIPES = {
     'recognition/tsn/tsn_imagenet-pretrained-r50_8xb32-1x1x3-100e_'
     'kinetics400-rgb.py',
 }
+# Every config of these folders is built on a packaged recipe, directly or
+# through another config of its folder.
+ON_RECIPES = sorted(
+    osp.relpath(path, REPO) for folder in ('tsm', 'trn', 'monet')
+    for path in glob.glob(osp.join(REPO, 'configs', folder, '*.py')))
 # The HalluciNet configs on a recipe state only HalluciNet's additions.
 SHORT = [c for c in RECIPES if c.startswith(('configs/tsm', 'configs/trn'))]
 MAX_LINES = 80
@@ -88,13 +94,31 @@ def test_config_inherits_the_packaged_recipe(config):
     recipe = osp.join(MIM_CONFIGS, RECIPES[config])
     inherited = ancestors(osp.join(REPO, config))
     assert recipe in inherited, inherited
-    # Not a copy: no file of the plugin repeats the recipe's settings.
-    own = [p for p in inherited if not p.startswith(MIM_CONFIGS + osp.sep)]
-    for path in own:
-        with open(path) as f:
-            text = f.read()
-        assert 'auto_scale_lr = dict(enable=False' not in text, path
-        assert "sampler=dict(type='DefaultSampler'" not in text, path
+
+
+@pytest.mark.parametrize('config', ON_RECIPES)
+def test_config_is_built_on_a_packaged_recipe(config):
+    inherited = ancestors(osp.join(REPO, config))
+    assert any(p.startswith(MIM_CONFIGS + osp.sep) for p in inherited), \
+        inherited
+
+
+@pytest.mark.parametrize('config', sorted(RECIPES))
+def test_config_states_only_changes(config):
+    """Every top-level setting the config writes is new or differs from
+    the recipe's."""
+    path = osp.join(REPO, config)
+    with open(path) as f:
+        names = {
+            node.targets[0].id
+            for node in ast.parse(f.read()).body
+            if isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Name)
+        } - {'_base_'}
+    cfg = Config.fromfile(path, import_custom_modules=False).to_dict()
+    recipe = Config.fromfile(osp.join(MIM_CONFIGS, RECIPES[config])).to_dict()
+    restated = sorted(n for n in names if n in recipe and cfg[n] == recipe[n])
+    assert not restated, f'{config} restates the recipe\'s {restated}'
 
 
 @pytest.mark.parametrize('config', SHORT)
@@ -120,8 +144,8 @@ def test_mmaction_scope_does_not_resolve_yet(tmp_path):
     """Why the pointers exist. mmengine resolves 'mmaction::' through
     pkg_resources (gone from setuptools >= 82) and reads every metafile of
     mmaction2's model index, one of which (BSN's, in mmaction2 1.1.0) lists
-    several configs where mmengine expects one. When this fails, the stack
-    resolves 'mmaction::': replace the pointers' paths with it."""
+    several configs where mmengine expects one. The day this test fails,
+    'mmaction::' resolves: write it in place of the pointers."""
     config = tmp_path / 'scoped.py'
     recipe = RECIPES[SHORT[0]]
     config.write_text(f"_base_ = 'mmaction::{recipe}'\n")

@@ -299,8 +299,11 @@ def test_pretrained_wrong_model_names_file(tmp_path):
     src = tmp_path / 'hara.pth'
     _save_hara(src)
     model = ResNeXt3D(depth=101, pretrained=str(src), **TINY)
-    with pytest.raises(RuntimeError, match='hara.pth does not fit'):
+    with pytest.raises(KeyError, match=r'hara.pth does not fit the '
+                       r"ResNeXt3D: it lacks .* \['layer3\.6\."):
         model.init_weights()
+    with pytest.raises(FileNotFoundError, match='pretrained not found'):
+        ResNeXt3D(pretrained=str(tmp_path / 'nope.pth')).init_weights()
 
 
 def test_load_resnext3d_state_dict_round_trip(tmp_path):

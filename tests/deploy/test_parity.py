@@ -59,9 +59,9 @@ DIVE_REASON = ('DiveLSTMHead predicts dive properties and a quality score, '
                'not one class-score vector: the deploy path refuses it '
                '(test_dive_lstm_is_refused)')
 
-# Exported to ONNX too: every fusion, 1 and 2 frames per segment, several
-# segments, MoNet's late fusion (tiny demo students, cheap to export), and
-# the MoNet late fusion of ResNet-50 TSM.
+# Exported to ONNX too (with their twins): every fusion, 1 and 2 frames per
+# segment, several segments, MoNet's late fusion; tiny demo students, cheap
+# to export (the ResNet-50 TSM MoNet alone takes 20 s).
 ONNX_CONFIGS = {
     'configs/demo/hallucinet-2f_resnet10t_r3d-tiny_adam-10e_demo.py',
     'configs/demo/hallucinet-direct_resnet10t_r3d-tiny_adam-10e_demo.py',
@@ -69,7 +69,6 @@ ONNX_CONFIGS = {
     'configs/demo/monet-appearance_resnet10t_adam-10e_demo.py',
     'configs/demo/monet_resnet10t_r3d-tiny_adam-10e_demo.py',
     'configs/demo/vanilla_resnet10t_adam-10e_demo.py',
-    'configs/monet/monet_tsm-r50_flow-tsn-r50_adam-40e_ucf101.py',
 }
 
 # Settings of the model that the deploy path does not read.
@@ -98,6 +97,13 @@ def deploy_key(config: str) -> str:
     if model.get('hallu_head'):
         model['hallu_head'].pop('loss_hallu', None)
     return repr((model, get_test_pipeline(cfg)))
+
+
+def twin(config: str):
+    """An earlier config with the same :func:`deploy_key`, if any."""
+    earlier = CONFIGS[:CONFIGS.index(config)]
+    return next((c for c in earlier if deploy_key(c) == deploy_key(config)),
+                None)
 
 
 def params():
@@ -136,6 +142,10 @@ def test_skips_are_few_and_named():
     assert {raw_config(c).model.get('frames_per_segment', 1)
             for c in runs} == {1, 2}
     assert len(runs) >= 20
+    assert ONNX_CONFIGS <= set(runs)
+    # Fusion 'none' with a hallucination head is the DiveLSTM configs' only.
+    assert {raw_config(c).model.get('fusion', 'concat')
+            for c in ONNX_CONFIGS} == {'concat', 'direct', 'late'}
 
 
 def load(config: str, data: dict) -> Config:
@@ -174,10 +184,7 @@ def first_video(cfg: Config) -> str:
 
 @pytest.mark.parametrize('config', list(params()))
 def test_predict_deploy_onnx_agree(config, config_data, tmp_path):
-    earlier = CONFIGS[:CONFIGS.index(config)]
-    twin = next((c for c in earlier if deploy_key(c) == deploy_key(config)),
-                None)
-    if twin is not None:
+    if twin(config) is not None:
         return  # the same student and test pipeline as twin, checked there
     torch.manual_seed(0)
     cfg = load(config, config_data)
@@ -211,7 +218,7 @@ def test_predict_deploy_onnx_agree(config, config_data, tmp_path):
         torch.testing.assert_close(torch.from_numpy(frames), pixels[0])
 
     # (c) the exported model in onnxruntime, batch axis dynamic.
-    if config not in ONNX_CONFIGS:
+    if deploy_key(config) not in {deploy_key(c) for c in ONNX_CONFIGS}:
         return
     onnx_file = export_module(deploy, pixels[:1], tmp_path / 'student.onnx')
     session = onnx_session(onnx_file, threads=1)
@@ -242,3 +249,108 @@ def test_dive_lstm_is_refused():
     for sample in samples:
         assert sorted(sample.pred_dive_scores) == sorted(properties)
         assert sample.pred_quality.shape == ()
+
+
+# Views (crops), late-fusion weights and clip averaging on a tiny timm
+# student, through all three paths and the scores' meaning.
+CASES = {
+    'late-tsm-3crops-weights':
+    dict(fusion='late', head='TSMHead', views=3, weights=(1., 3.)),
+    'concat-tsm-3crops-score':
+    dict(fusion='concat', head='TSMHead', views=3, average_clips='score'),
+    # The eager split into max_testing_views chunks is not traced.
+    'none-tsn-2f-split':
+    dict(fusion='none', head='TSNHead', frames=2, max_testing_views=2),
+}
+SEGMENTS, DIM, HALLU_DIM, NUM_CLASSES = 2, 96, 16, 5
+
+
+def tiny_model(fusion: str,
+               head: str,
+               views: int = 1,
+               frames: int = 1,
+               weights=(1., 1.),
+               average_clips: str = 'prob',
+               max_testing_views=None) -> torch.nn.Module:
+    """A HalluciNet of timm's test_resnet (``DIM``-d) whose heads see
+    ``SEGMENTS`` segments of ``frames`` frames in each of ``views``."""
+    feats = frames * DIM
+    extra = dict(num_segments=SEGMENTS) if head == 'TSMHead' else {}
+
+    def head_cfg(in_channels):
+        return dict(
+            type=head,
+            num_classes=NUM_CLASSES,
+            in_channels=in_channels,
+            average_clips=average_clips,
+            **extra)
+
+    cfg = dict(
+        type='HalluciNet',
+        backbone=dict(type='timm.test_resnet', pretrained=False),
+        frames_per_segment=frames,
+        hallu_head=dict(
+            type='HallucinationHead', in_channels=feats,
+            out_channels=HALLU_DIM),
+        fusion=fusion,
+        cls_head=head_cfg(feats + (HALLU_DIM if fusion == 'concat' else 0)),
+        test_cfg=dict(max_testing_views=max_testing_views),
+        data_preprocessor=dict(
+            type='HalluciNetDataPreprocessor',
+            mean=[127.5] * 3,
+            std=[64.] * 3))
+    if fusion == 'late':
+        cfg.update(
+            hallu_cls_head=head_cfg(HALLU_DIM), late_fusion_weights=weights)
+    init_default_scope('mmaction')
+    model = build_student(Config(dict(model=cfg)))
+    sharpen_classifiers(model)
+    return model
+
+
+@pytest.mark.parametrize('case', list(CASES))
+def test_views_weights_and_clip_averaging(case, tmp_path):
+    settings = CASES[case]
+    torch.manual_seed(0)
+    model = tiny_model(**settings)
+    views, frames = settings.get('views', 1), settings.get('frames', 1)
+    num_frames = views * SEGMENTS * frames
+    pixels = torch.randint(0, 256, (2, num_frames, 3, 32, 32),
+                           dtype=torch.uint8)
+    data = dict(
+        inputs=list(pixels),
+        data_samples=[ActionDataSample() for _ in range(2)])
+    deploy = DeployModel(model, num_frames, with_hallu=True).eval()
+    imgs = (pixels.float() - 127.5) / 64
+    with torch.no_grad():
+        samples = model.test_step(data)
+        scores, hallu = deploy(pixels.float())
+        x, kwargs = model.extract_feat(imgs, test_mode=True)
+        if settings['fusion'] == 'late':
+            weights = settings['weights']
+            probs = [
+                head(part, **kwargs).softmax(-1) for head, part in
+                ((model.cls_head, x[0]), (model.hallu_cls_head, x[1]))
+            ]
+            per_view = (weights[0] * probs[0] + weights[1] * probs[1]) / \
+                sum(weights)
+        elif settings.get('average_clips') == 'score':
+            per_view = model.cls_head(x, **kwargs)
+        else:
+            per_view = model.cls_head(x, **kwargs).softmax(-1)
+    # The heads keep the crops apart (TSM), the prediction averages them.
+    assert per_view.shape == (2 * views, NUM_CLASSES)
+    meaning = per_view.reshape(2, views, NUM_CLASSES).mean(1)
+    expected = torch.stack([get_pred_score(s) for s in samples])
+    torch.testing.assert_close(expected, meaning)
+    torch.testing.assert_close(scores, expected, atol=ATOL, rtol=0)
+    assert hallu.shape == (2, views * SEGMENTS, HALLU_DIM)
+
+    onnx_file = export_module(deploy, pixels[:1].float(),
+                              tmp_path / 'tiny.onnx', ('scores', 'hallu'))
+    session = onnx_session(onnx_file, threads=1)
+    got = session.run(None, {'imgs': pixels.float().numpy()})
+    torch.testing.assert_close(
+        torch.from_numpy(got[0]), expected, atol=ATOL, rtol=0)
+    torch.testing.assert_close(
+        torch.from_numpy(got[1]), hallu, atol=1e-3, rtol=0)

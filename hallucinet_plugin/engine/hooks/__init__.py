@@ -4,8 +4,9 @@ from .pretrained_student_hook import (
     load_pretrained_parts,
 )
 from .resumable_randomness_hook import ResumableRandomnessHook
+from .weights_only_checkpoint_hook import WeightsOnlyCheckpointHook
 
 __all__ = [
     'FiniteLossHook', 'PretrainedStudentHook', 'ResumableRandomnessHook',
-    'load_pretrained_parts'
+    'WeightsOnlyCheckpointHook', 'load_pretrained_parts'
 ]

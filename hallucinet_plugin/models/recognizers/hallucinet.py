@@ -1,17 +1,22 @@
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 import torch
-import torch.nn as nn
 from mmaction.models import Recognizer2D
 from mmaction.registry import MODELS
 from mmaction.utils import SampleList
-from mmengine.logging import MMLogger
+from mmengine.logging import print_log
 
 from ...typing import ConfigType, OptConfigType
 from ...utils import set_pred_label, set_pred_score
-from ...utils.checkpoint import read_state_dict
+from ...utils.checkpoint import load_checkpoint_into
 from ..teachers import FrozenTeacher
+from ..teachers.frozen_teacher import drop_teacher_state, fill_teacher_state
 from ..utils import reduce_to_vector
+from .labelled_rows import (
+    labelled_head_loss,
+    labelled_samples,
+    unlabelled_hallu_loss,
+)
 
 FUSIONS = ('concat', 'direct', 'none', 'late')
 
@@ -26,11 +31,14 @@ class HalluciNet(Recognizer2D):
     3D-CNN teacher computes from the clip that starts at that frame:
     ``L = L_cls + lambda * L_hallu``. At inference only the student runs.
 
-    The forward pass is split into steps that can be called on their own
-    (like timm's ``forward_features`` / ``forward_head``):
-    :meth:`extract_student_feat` -> :meth:`teacher_target` (the
-    :class:`FrozenTeacher` or the feature bank) -> :meth:`hallucinate` ->
-    :meth:`fuse` -> ``cls_head``.
+    The forward pass is split into steps that can be called on their own,
+    as timm's: :meth:`forward_features` (:meth:`extract_student_feat` ->
+    :meth:`hallucinate` -> :meth:`fuse`) -> :meth:`forward_head`
+    (``cls_head``, or both streams' classifiers for ``fusion='late'``).
+    Training adds :meth:`teacher_target` (the :class:`FrozenTeacher` or the
+    feature bank). Every consumer of predictions calls one method,
+    :meth:`predict_scores`: :meth:`predict` (``tools/test.py``), the deploy
+    model that ONNX export, ``tools/inference.py`` and the benchmark run.
     Without ``hallu_head`` and with one frame per segment, the model is
     mmaction2's :class:`Recognizer2D` (for timm students, features are
     timm's pooled pre-logits in both cases): baselines and HalluciNet share
@@ -165,30 +173,26 @@ class HalluciNet(Recognizer2D):
             self.teacher = FrozenTeacher(teacher, teacher_ckpt,
                                          teacher_layer, teacher_pool,
                                          max_missing_teacher_keys)
-            self._register_state_dict_hook(_drop_teacher_state)
-            self.register_load_state_dict_pre_hook(_fill_teacher_state)
+            self._register_state_dict_hook(drop_teacher_state)
+            self.register_load_state_dict_pre_hook(fill_teacher_state)
         # mmaction2's TSMOptimWrapperConstructor (fc_lr5) takes the last
         # Linear module for the classifier: keep the teacher first and the
         # classifier last.
         first = [k for k in ('teacher', ) if k in self._modules]
         last = [k for k in ('cls_head', ) if k in self._modules]
         middle = [k for k in self._modules if k not in first + last]
-        self.__dict__['_modules'] = {
-            k: self._modules[k]
-            for k in first + middle + last
-        }
+        order = first + middle + last
+        self.__dict__['_modules'] = {k: self._modules[k] for k in order}
 
     # ----------------------------------------------------------- building
     def _student_channels(self) -> Optional[int]:
         """Student feature size per segment, when known before a forward."""
-        channels = None
         if self.backbone_from == 'timm':
             channels = getattr(self.backbone, 'head_hidden_size',
                                None) or self.backbone.num_features
-        elif hasattr(self.backbone, 'feat_dim'):
-            channels = self.backbone.feat_dim
-        return None if channels is None else channels * \
-            self.frames_per_segment
+        else:
+            channels = getattr(self.backbone, 'feat_dim', None)
+        return channels and channels * self.frames_per_segment
 
     def _check_channels(self) -> None:
         student = self._student_channels()
@@ -229,37 +233,17 @@ class HalluciNet(Recognizer2D):
     def load_appearance(self, filename: str) -> None:
         """Load the appearance stream (``backbone.``, ``cls_head.``) from
         a trained appearance model's checkpoint (``appearance_ckpt``)."""
-        state = read_state_dict(filename, 'appearance_ckpt',
-                                "the appearance model's checkpoint")
-        for name in ('backbone', 'cls_head'):
-            module = getattr(self, name)
-            prefix = name + '.'
-            part = {
-                k[len(prefix):]: v
-                for k, v in state.items() if k.startswith(prefix)
-            }
-            own = module.state_dict()
-            missing = [k for k in own if k not in part]
-            if missing:
-                raise KeyError(
-                    f'appearance_ckpt {filename} lacks {len(missing)} of the '
-                    f'{len(own)} {name} tensors (e.g. '
-                    f'{[prefix + k for k in missing[:3]]}); is it a model '
-                    'with the same backbone and cls_head?')
-            mismatched = [
-                f'{prefix}{k}: {tuple(part[k].shape)} in the file, '
-                f'{tuple(v.shape)} in the model' for k, v in own.items()
-                if part[k].shape != v.shape
-            ]
-            if mismatched:
-                raise ValueError(
-                    f'appearance_ckpt {filename} does not fit the {name}: '
-                    f'{len(mismatched)} tensors of other shapes (e.g. '
-                    f'{mismatched[:3]})')
-            module.load_state_dict({k: part[k] for k in own})
-        MMLogger.get_current_instance().info(
-            f'loaded the appearance stream (backbone, cls_head) from '
-            f'{filename}')
+        load_checkpoint_into(
+            self,
+            filename,
+            prefixes=('backbone.', 'cls_head.'),
+            key_name='appearance_ckpt',
+            what="the appearance model's checkpoint",
+            allow_unexpected=True)
+        print_log(
+            'loaded the appearance stream (backbone, cls_head) from '
+            f'{filename}',
+            logger='current')
 
     def init_weights(self) -> None:
         """Initialise, then load ``appearance_ckpt`` if given (training
@@ -482,7 +466,7 @@ class HalluciNet(Recognizer2D):
                 '(HalluSampleFrames num_segments, frames_per_segment)')
         losses = self.hallu_head.loss(hallu, target, num_segs)
         losses.update(
-            self._unlabelled_hallu_loss(hallu, target, num_segs,
+            unlabelled_hallu_loss(self.hallu_head, hallu, target, num_segs,
                                         data_samples))
         return losses
 
@@ -587,57 +571,7 @@ class HalluciNet(Recognizer2D):
         return (weights[0] * scores[0] + weights[1] * scores[1]) / sum(weights)
 
     # ---------------------------------------------- labelled / unlabelled
-    @staticmethod
-    def labelled_samples(data_samples: SampleList) -> List[bool]:
-        """Which samples have a label: all but those whose metainfo says
-        ``labelled=False`` (``HalluVideoDataset(unlabelled=True)``)."""
-        return [
-            sample.metainfo.get('labelled', True) is not False
-            for sample in data_samples
-        ]
-
-    def _unlabelled_hallu_loss(self, hallu: torch.Tensor,
-                               target: torch.Tensor, num_segs: int,
-                               data_samples: SampleList) -> Dict:
-        """The hallucination loss of the unlabelled samples alone, for the
-        log: ``loss_hallu`` -> ``hallu_unlabelled`` (no ``loss`` in the
-        name, so it is not added to the total a second time)."""
-        labelled = self.labelled_samples(data_samples)
-        if all(labelled):
-            return {}
-        # [N * S] rows, S per sample, samples in order.
-        rows = torch.tensor(labelled, device=hallu.device).logical_not()
-        rows = rows.repeat_interleave(len(hallu) // len(data_samples))
-        with torch.no_grad():
-            part = self.hallu_head.loss(hallu[rows], target[rows], num_segs)
-        return {
-            f'{key[len("loss_"):] if key.startswith("loss_") else key}'
-            '_unlabelled': value.detach()
-            for key, value in part.items()
-        }
-
-    @staticmethod
-    def _labelled_head_loss(head: nn.Module, x: torch.Tensor,
-                            data_samples: SampleList, labelled: List[bool],
-                            **kwargs) -> Dict:
-        """``head.loss`` on the labelled samples' rows of ``x`` only.
-
-        Unlabelled samples get no gradient from the classification loss,
-        and labelled ones exactly that of a batch of labelled samples
-        alone. A batch without a labelled sample gives a zero
-        ``loss_cls`` that still reaches every parameter of the head
-        (DDP expects a gradient for each).
-        """
-        if all(labelled):
-            return head.loss(x, data_samples, **kwargs)
-        keep = [i for i, flag in enumerate(labelled) if flag]
-        if not keep:
-            out = head(x, **kwargs)
-            return dict(loss_cls=sum(t.sum() for t in _tensors(out)) * 0.)
-        # [N * S, C, ...] -> [N, S, C, ...] -> the labelled samples' rows.
-        rows = x.reshape(len(data_samples), -1, *x.shape[1:])[keep]
-        return head.loss(
-            rows.flatten(0, 1), [data_samples[i] for i in keep], **kwargs)
+    labelled_samples = staticmethod(labelled_samples)
 
     def loss(self, inputs, data_samples: SampleList, **kwargs) -> Dict:
         """Losses: the hallucination loss on every sample, the
@@ -648,7 +582,7 @@ class HalluciNet(Recognizer2D):
         """
         x, kwargs = self.extract_feat(inputs, data_samples=data_samples)
         loss_aux = kwargs.pop('loss_aux', None) or {}
-        labelled = self.labelled_samples(data_samples)
+        labelled = labelled_samples(data_samples)
         # The order of the terms is the order of their sum (mmaction2's:
         # classifier first; two streams: hallucination first).
         streams = [('', self.cls_head, x)]
@@ -658,40 +592,8 @@ class HalluciNet(Recognizer2D):
                        ('_hallu', self.hallu_cls_head, x[1])]
             losses.update(loss_aux)
         for suffix, head, feats in streams:
-            head_losses = self._labelled_head_loss(head, feats, data_samples,
-                                                   labelled, **kwargs)
+            head_losses = labelled_head_loss(head, feats, data_samples,
+                                            labelled, **kwargs)
             losses.update({k + suffix: v for k, v in head_losses.items()})
         losses.update(loss_aux)
         return losses
-
-
-def _tensors(out) -> List[torch.Tensor]:
-    """The tensors of a head's output (a tensor, or tuples and dicts of
-    them, e.g. ``DiveLSTMHead``'s ``(logits, score)``)."""
-    if isinstance(out, torch.Tensor):
-        return [out]
-    if isinstance(out, dict):
-        out = list(out.values())
-    if isinstance(out, (tuple, list)):
-        return [t for o in out for t in _tensors(o)]
-    return []
-
-
-def _drop_teacher_state(module: HalluciNet, state_dict: Dict, prefix: str,
-                        local_metadata: Dict) -> None:
-    """State-dict hook: leave the frozen teacher out of checkpoints."""
-    if module.keep_teacher_in_ckpt:
-        return
-    for key in [k for k in state_dict if k.startswith(prefix + 'teacher.')]:
-        del state_dict[key]
-
-
-def _fill_teacher_state(module: HalluciNet, state_dict: Dict, prefix: str,
-                        *args) -> None:
-    """Load pre-hook: a checkpoint without the teacher keeps the teacher
-    loaded from ``teacher_ckpt`` instead of reporting its keys missing."""
-    teacher_prefix = prefix + 'teacher.'
-    if any(k.startswith(teacher_prefix) for k in state_dict):
-        return
-    for key, value in module.teacher.state_dict().items():
-        state_dict[teacher_prefix + key] = value

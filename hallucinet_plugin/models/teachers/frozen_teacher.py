@@ -1,6 +1,6 @@
 import copy
 import os.path as osp
-from typing import Optional, Union
+from typing import Dict, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -132,3 +132,23 @@ class FrozenTeacher(nn.Module):
         if captured:
             out = captured[0]
         return reduce_to_vector(out, self.pool)
+
+
+def _drop_teacher_state(module: nn.Module, state_dict: Dict, prefix: str,
+                        local_metadata: Dict) -> None:
+    """State-dict hook: leave the frozen teacher out of checkpoints."""
+    if module.keep_teacher_in_ckpt:
+        return
+    for key in [k for k in state_dict if k.startswith(prefix + 'teacher.')]:
+        del state_dict[key]
+
+
+def _fill_teacher_state(module: nn.Module, state_dict: Dict, prefix: str,
+                        *args) -> None:
+    """Load pre-hook: a checkpoint without the teacher keeps the teacher
+    loaded from ``teacher_ckpt`` instead of reporting its keys missing."""
+    teacher_prefix = prefix + 'teacher.'
+    if any(k.startswith(teacher_prefix) for k in state_dict):
+        return
+    for key, value in module.teacher.state_dict().items():
+        state_dict[teacher_prefix + key] = value
