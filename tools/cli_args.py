@@ -2,11 +2,17 @@
 mmaction2's common train/test arguments and the ``--unlabelled`` flags of
 ``train.py`` and ``extract_teacher_features.py``."""
 import argparse
+import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
 
 from hallucinet_plugin.datasets import use_unlabelled
+from hallucinet_plugin.engine import (
+    WeightsOnlyCheckpointHook,
+    setup_cpu_distributed,
+)
 
 
 def common_args(parser: argparse.ArgumentParser) -> None:
@@ -73,3 +79,14 @@ def work_dir_of(cfg: Config, args: argparse.Namespace) -> str:
     if cfg.get('work_dir', None) is not None:
         return cfg.work_dir
     return osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+
+
+def build_runner(cfg: Config, args: argparse.Namespace) -> Runner:
+    """The Runner of a merged config, as both tools build it: CPU
+    ``torchrun`` set up, and checkpoints that load with
+    ``weights_only=True``."""
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    setup_cpu_distributed(cfg)
+    runner = Runner.from_cfg(cfg)
+    runner.register_hook(WeightsOnlyCheckpointHook())
+    return runner

@@ -5,7 +5,6 @@ Example::
     python tools/test.py configs/hallucinet_vgg11_ucf.py CKPT
 """
 import argparse
-import os
 import os.path as osp
 import sys
 from typing import List, Optional
@@ -15,15 +14,10 @@ from typing import List, Optional
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from cli_args import common_args, work_dir_of
+from cli_args import build_runner, common_args, work_dir_of
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 import hallucinet_plugin  # noqa: F401
-from hallucinet_plugin.engine import setup_cpu_distributed
-from hallucinet_plugin.engine.hooks.weights_only_checkpoint_hook import (
-    WeightsOnlyCheckpointHook,
-)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -63,11 +57,7 @@ def build_config(args: argparse.Namespace) -> Config:
 def main(argv: Optional[List[str]] = None) -> dict:
     """``tools/test.py``: evaluate a checkpoint; returns the metrics."""
     args = parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    cfg = build_config(args)
-    setup_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg)
-    runner.register_hook(WeightsOnlyCheckpointHook())
+    runner = build_runner(build_config(args), args)
     return runner.test()
 
 if __name__ == '__main__':

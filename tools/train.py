@@ -5,7 +5,6 @@ Example::
     python tools/train.py configs/hallucinet_vgg11_ucf.py
 """
 import argparse
-import os
 import os.path as osp
 import sys
 from typing import List, Optional
@@ -18,6 +17,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from cli_args import (
     add_unlabelled_args,
     apply_unlabelled_args,
+    build_runner,
     common_args,
     work_dir_of,
 )
@@ -25,10 +25,6 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import hallucinet_plugin  # noqa: F401
-from hallucinet_plugin.engine import setup_cpu_distributed
-from hallucinet_plugin.engine.hooks.weights_only_checkpoint_hook import (
-    WeightsOnlyCheckpointHook,
-)
 from hallucinet_plugin.feature_bank import use_teacher_bank
 
 
@@ -115,11 +111,7 @@ def build_config(args: argparse.Namespace) -> Config:
 def main(argv: Optional[List[str]] = None) -> Runner:
     """``tools/train.py``: build the runner from the config and train."""
     args = parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    cfg = build_config(args)
-    setup_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg)
-    runner.register_hook(WeightsOnlyCheckpointHook())
+    runner = build_runner(build_config(args), args)
     runner.train()
     return runner
 

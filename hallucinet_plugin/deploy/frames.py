@@ -43,6 +43,11 @@ def list_frames(directory: PathLike) -> List[str]:
 class _ReadImages:
     """Stands in for the pipeline's decoder: reads the sampled frames.
 
+    Not mmaction2's ``RawFrameDecode``: it builds file names from a
+    ``filename_tmpl`` and an offset, while a user's folder holds frames of
+    any name in natural order, and a single image must fill every sampled
+    index.
+
     Args:
         files (list[str]): The frames, in order.
         order_key (str): ``'frame_inds'`` (the decoder's order: sorted,

@@ -467,7 +467,7 @@ class HalluciNet(Recognizer2D):
         losses = self.hallu_head.loss(hallu, target, num_segs)
         losses.update(
             unlabelled_hallu_loss(self.hallu_head, hallu, target, num_segs,
-                                        data_samples))
+                                  data_samples))
         return losses
 
     # ------------------------------------------------------------ predict

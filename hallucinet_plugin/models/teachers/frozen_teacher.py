@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 from mmaction.registry import MODELS
 from mmengine.config import Config
+from mmengine.model import BaseModule
 
 from ...typing import ConfigType
 from ...utils.checkpoint import load_checkpoint_into
@@ -39,8 +40,11 @@ def build_teacher(teacher: Union[str, ConfigType]) -> nn.Module:
     return MODELS.build(teacher)
 
 
+# A BaseModule: without a checkpoint, the Runner's ``init_weights`` still
+# initialises the teacher (tests, smoke runs) as it does a bare mmaction2
+# model, drawing the same random numbers.
 @MODELS.register_module()
-class FrozenTeacher(nn.Module):
+class FrozenTeacher(BaseModule):
     """A frozen 3D teacher and the representation it is hallucinated from.
 
     Builds the teacher, loads its checkpoint, freezes it (no gradients;
@@ -134,17 +138,18 @@ class FrozenTeacher(nn.Module):
         return reduce_to_vector(out, self.pool)
 
 
-def _drop_teacher_state(module: nn.Module, state_dict: Dict, prefix: str,
-                        local_metadata: Dict) -> None:
-    """State-dict hook: leave the frozen teacher out of checkpoints."""
+def drop_teacher_state(module: nn.Module, state_dict: Dict, prefix: str,
+                       local_metadata: Dict) -> None:
+    """State-dict hook of a recognizer holding a ``teacher``: leave the
+    frozen teacher out of its checkpoints."""
     if module.keep_teacher_in_ckpt:
         return
     for key in [k for k in state_dict if k.startswith(prefix + 'teacher.')]:
         del state_dict[key]
 
 
-def _fill_teacher_state(module: nn.Module, state_dict: Dict, prefix: str,
-                        *args) -> None:
+def fill_teacher_state(module: nn.Module, state_dict: Dict, prefix: str,
+                       *args) -> None:
     """Load pre-hook: a checkpoint without the teacher keeps the teacher
     loaded from ``teacher_ckpt`` instead of reporting its keys missing."""
     teacher_prefix = prefix + 'teacher.'
