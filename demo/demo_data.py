@@ -30,7 +30,8 @@ import json
 import os
 import os.path as osp
 import shutil
-from typing import Dict, List, Optional, Tuple
+from multiprocessing import Pool
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -346,6 +347,24 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
+def run_tasks(fn: Callable, tasks: Sequence, workers: int,
+              progress: bool = False) -> List:
+    """``fn`` over ``tasks`` in order, in ``workers`` processes (one
+    OpenCV thread each), with mmengine's progress bar if ``progress``: the
+    one process pool of both demo generators."""
+    workers = min(workers, len(tasks))
+    if workers <= 1:
+        _init_worker()
+        if progress:
+            return track_progress(fn, tasks)
+        return [fn(task) for task in tasks]
+    if progress:
+        return track_parallel_progress(
+            fn, tasks, workers, initializer=_init_worker, chunksize=4)
+    with Pool(workers, initializer=_init_worker) as pool:
+        return pool.map(fn, tasks, chunksize=4)
+
+
 def _make_video(task: Tuple) -> Tuple[str, int, Dict]:
     (out_dir, split, split_id, index, label, seed, num_frames, size, fps,
      pose_agreement) = task
@@ -512,24 +531,7 @@ def generate_demo_dataset(out_dir: str,
                    num_frames, size, fps, pose_agreement)
                   for index, label in enumerate(labels)]
 
-    workers = min(workers, len(tasks))
-    if workers == 1:
-        _init_worker()
-        if progress:
-            results = track_progress(_make_video, tasks)
-        else:
-            results = [_make_video(task) for task in tasks]
-    elif progress:
-        results = track_parallel_progress(
-            _make_video,
-            tasks,
-            workers,
-            initializer=_init_worker,
-            chunksize=4)
-    else:
-        from multiprocessing import Pool
-        with Pool(workers, initializer=_init_worker) as pool:
-            results = pool.map(_make_video, tasks, chunksize=4)
+    results = run_tasks(_make_video, tasks, workers, progress)
 
     meta = dict(
         generator_version=GENERATOR_VERSION,

@@ -57,8 +57,7 @@ import os
 import os.path as osp
 import pickle
 import shutil
-from multiprocessing import Pool
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -69,6 +68,7 @@ from demo.demo_data import (
     _hsv_to_rgb,
     _periodic_texture,
     _write_text,
+    run_tasks,
     write_video,
 )
 
@@ -421,13 +421,6 @@ def _dump_pickle(obj, path: str) -> None:
     os.replace(path + '.tmp', path)
 
 
-def _run(fn, tasks: Sequence, workers: int) -> List:
-    if workers <= 1 or len(tasks) <= 1:
-        return [fn(task) for task in tasks]
-    with Pool(min(workers, len(tasks))) as pool:
-        return pool.map(fn, tasks)
-
-
 def generate_dive_demo_dataset(out_dir: str,
                                seed: int = 0,
                                num_train_events: int = 16,
@@ -524,9 +517,9 @@ def generate_dive_demo_dataset(out_dir: str,
 
     events = list(range(1, num_train_events + num_test_events + 1))
     results = dict(
-        _run(_make_event,
-             [(out_dir, seed, e, dives_per_event, size, fps)
-              for e in events], workers))
+        run_tasks(_make_event,
+                  [(out_dir, seed, e, dives_per_event, size, fps)
+                   for e in events], workers))
     annotations, latents = {}, {}
     splits = dict(train=[], test=[])
     for event in events:
@@ -542,9 +535,10 @@ def generate_dive_demo_dataset(out_dir: str,
     label_rng = np.random.default_rng([seed, 2])
     labels = label_rng.permutation(
         np.arange(num_teacher_clips) % len(TEACHER_CLASSES))
-    clips = _run(_make_clip, [(out_dir, seed, i, int(label),
-                               teacher_clip_frames, size, fps)
-                              for i, label in enumerate(labels)], workers)
+    clips = run_tasks(_make_clip, [(out_dir, seed, i, int(label),
+                                    teacher_clip_frames, size, fps)
+                                   for i, label in enumerate(labels)],
+                      workers)
     for split, keep in (('train', lambda i: i % 6 != 5),
                         ('val', lambda i: i % 6 == 5)):
         _write_text(

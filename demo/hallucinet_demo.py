@@ -377,8 +377,9 @@ class Demo:
             def one(job):
                 result = train(job)
                 bar.update()
-                print(f"  {job[0]} seed {job[1]}: top-1 {result['top1']:.1f}%",
-                      flush=True)
+                # After the bar's line, which ends without a newline.
+                print(f"\n  {job[0]} seed {job[1]}: top-1 "
+                      f"{result['top1']:.1f}%", flush=True)
                 return result
 
             with ThreadPoolExecutor(self.args.jobs) as pool:
