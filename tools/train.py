@@ -25,7 +25,10 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import hallucinet_plugin  # noqa: F401
-from hallucinet_plugin.feature_bank import use_teacher_bank
+from hallucinet_plugin.feature_bank import (
+    check_teacher_bank,
+    use_teacher_bank,
+)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -77,7 +80,12 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     if args.teacher_bank is not None:
+        # Refuse a store of another teacher, view or sampling before the
+        # switch drops the teacher from the config; the dumped config in
+        # the work dir records what was compared.
+        record = check_teacher_bank(cfg, args.teacher_bank)
         use_teacher_bank(cfg, args.teacher_bank)
+        cfg.teacher_bank_check = record
     apply_unlabelled_args(cfg, args)
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None

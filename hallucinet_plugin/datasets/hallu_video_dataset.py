@@ -20,7 +20,8 @@ class HalluVideoDataset(VideoDataset):
 
     Same annotation format and arguments as ``VideoDataset`` (one
     ``<path> <label>`` line per video, ``<path> <label> <label> ...`` with
-    ``multi_class``), and the same samples for a valid list. What differs:
+    ``multi_class``, the columns separated by ``delimiter``), and the same
+    samples for a valid list. What differs:
 
     At start-up (when the dataset is built, before any training):
 
@@ -86,6 +87,11 @@ class HalluVideoDataset(VideoDataset):
             (e.g. Kinetics' ``<path> <label>`` list used as unlabelled
             video) and never read its labels: the columns after the path
             are not parsed.
+        delimiter (str, optional): The column separator, any that
+            ``VideoDataset`` takes. The default ``' '`` (and ``None``)
+            takes a run of spaces and tabs as one separator; any other
+            string separates exactly where it occurs, so with ``'\t'``
+            paths may contain spaces.
         **kwargs: The other arguments of ``VideoDataset``.
     """
 
@@ -110,6 +116,13 @@ class HalluVideoDataset(VideoDataset):
             raise ValueError(f'{ann_file}: ignore_labels=True needs '
                              'unlabelled=True (it drops the labels of a '
                              'list used as unlabelled videos)')
+        delimiter = kwargs.get('delimiter', ' ')
+        if delimiter is not None and (not isinstance(delimiter, str)
+                                      or not delimiter):
+            # VideoDataset would fail on the first line with "empty
+            # separator", or a TypeError, naming neither file nor argument.
+            raise ValueError(f'{ann_file}: delimiter must be a non-empty '
+                             f'string or None, got {delimiter!r}')
         if unlabelled and kwargs.get('multi_class'):
             raise ValueError(f'{ann_file}: unlabelled=True has no classes; '
                              'drop multi_class (with ignore_labels=True a '
@@ -128,13 +141,23 @@ class HalluVideoDataset(VideoDataset):
             **kwargs)
 
     # ------------------------------------------------------------ start-up
+    def _runs_of_blanks(self) -> bool:
+        # A valid ' '-separated list of VideoDataset splits the same way,
+        # and lists aligned with several spaces or tabs are read too.
+        return self.delimiter is None or self.delimiter == ' '
+
     def _split(self, line: str) -> List[str]:
         if not line.strip():
             return []
-        if self.delimiter.strip() == '':
-            # Runs of spaces or tabs are one separator.
+        if self._runs_of_blanks():
             return line.split()
+        # Only the delimiter separates (a '\t' list keeps the spaces in its
+        # paths); the blanks around a column are not part of it.
         return [field.strip() for field in line.strip().split(self.delimiter)]
+
+    def _spaces_hint(self) -> str:
+        return " (a path with spaces? set delimiter='\\t' and separate " \
+            'the columns by tabs)' if self._runs_of_blanks() else ''
 
     def _parse_line(self, fields: List[str]) -> Dict:
         """One line's sample; raises ValueError saying what is wrong."""
@@ -145,7 +168,7 @@ class HalluVideoDataset(VideoDataset):
                     f'{len(fields)} columns (a labelled list? set '
                     'ignore_labels=True, tools/train.py '
                     '--unlabelled-ignore-labels, to use it without its '
-                    'labels; a path with spaces? set the delimiter)')
+                    f'labels){self._spaces_hint()}')
             # The columns after the path are never read.
             fields = fields[:1]
         elif self.multi_class:
@@ -154,7 +177,11 @@ class HalluVideoDataset(VideoDataset):
                                  f'got {len(fields)} column(s)')
         elif len(fields) > 2:
             raise ValueError(f'expected "<path> <label>", got {len(fields)} '
-                             'columns (a path with spaces? set the delimiter)')
+                             f'columns{self._spaces_hint()}')
+        if not fields[0]:
+            # A line starting with a non-blank delimiter: the data prefix
+            # would be taken for the video.
+            raise ValueError('empty path')
         labels = []
         for field in fields[1:]:
             try:

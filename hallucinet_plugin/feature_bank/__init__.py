@@ -80,7 +80,6 @@ from .extraction import (
     build_frozen_teacher,
     collect_videos,
     extract_teacher_features,
-    sha256_file,
 )
 from .geometry import (
     clip_span,
@@ -89,10 +88,15 @@ from .geometry import (
     window_starts,
 )
 from .store import FeatureBank, FeatureBankWriter, video_key
-from .switch import bank_settings, use_teacher_bank
+from .switch import (
+    bank_settings,
+    check_teacher_bank,
+    sha256_file,
+    use_teacher_bank,
+)
 
 __all__ = [
-    'FeatureBank', 'FeatureBankWriter', 'bank_settings',
+    'FeatureBank', 'FeatureBankWriter', 'bank_settings', 'check_teacher_bank',
     'build_frozen_teacher', 'clip_span', 'collect_videos', 'default_stride',
     'extract_teacher_features', 'nearest_windows', 'sha256_file',
     'use_teacher_bank', 'video_key', 'window_starts'

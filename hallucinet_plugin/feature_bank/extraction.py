@@ -1,6 +1,5 @@
 """Extraction: the frozen teacher run once over every window of every
 video of a config, into the store."""
-import hashlib
 import math
 import os.path as osp
 import sys
@@ -12,7 +11,6 @@ import torch.nn as nn
 from mmaction.registry import DATASETS, MODELS
 from mmengine.config import Config
 from mmengine.dist import get_dist_info
-from mmengine.fileio import get_local_path
 from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -21,7 +19,7 @@ from ..typing import PathLike
 from ..utils.config import load_config, to_builtin
 from .geometry import window_starts
 from .store import FeatureBankWriter, video_key
-from .switch import bank_settings, hallucinet_arg
+from .switch import bank_settings, hallucinet_arg, sha256_file
 
 
 # --------------------------------------------------------------- teacher
@@ -45,20 +43,6 @@ def build_frozen_teacher(model_cfg: Dict, settings: Dict) -> nn.Module:
             pool=settings['teacher_pool'],
             max_missing_keys=hallucinet_arg(model_cfg,
                                             'max_missing_teacher_keys')))
-
-
-def sha256_file(filename: str) -> str:
-    """Hex sha256 of a file (or of a URL's download)."""
-    if '://' not in filename and not osp.isfile(filename):
-        raise FileNotFoundError(
-            f'teacher_ckpt not found: {filename} (set model.teacher_ckpt to '
-            'the trained teacher checkpoint)')
-    digest = hashlib.sha256()
-    with get_local_path(filename) as local:
-        with open(local, 'rb') as f:
-            for block in iter(lambda: f.read(1 << 20), b''):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def _leaf_datasets(dataset) -> List:

@@ -23,6 +23,9 @@ META_KEY = b'__meta__'
 FORMAT = 'hallucinet-teacher-bank'
 FORMAT_VERSION = 1
 DTYPES = {'float16': '<f2', 'float32': '<f4'}
+# Largest magnitude a stored feature may have: float16's range, so that
+# both dtypes hold every accepted value.
+MAX_ABS = float(np.finfo(np.float16).max)
 # Address space reserved for the memory map, not disk: LMDB's file grows
 # with its contents (no MDB_WRITEMAP), so 1 TiB costs nothing.
 MAP_SIZE = 1 << 40
@@ -57,12 +60,32 @@ def video_key(filename: str, data_prefix: Optional[str]) -> str:
 # ---------------------------------------------------------------- format
 def encode_track(feats: np.ndarray, total_frames: int, dtype: str) -> bytes:
     """A video's value: header and ``(W, D)`` features as ``dtype``."""
+    check_values(feats, 'teacher features to store')
     feats = np.ascontiguousarray(feats, dtype=DTYPES[dtype])
     if feats.ndim != 2:
         raise ValueError(f'features must be (windows, dim), got shape '
                          f'{feats.shape}')
     header = _HEADER.pack(_MAGIC, total_frames, *feats.shape)
     return header + feats.tobytes()
+
+
+def check_values(feats: np.ndarray, where: str) -> None:
+    """Refuse non-finite features and values beyond :data:`MAX_ABS`: a
+    target the hallucination loss would silently saturate on (its sigmoid)
+    is a broken teacher or a damaged store, not a feature.
+
+    Args:
+        feats (np.ndarray): Any shape.
+        where (str): What they are, for the message (store and video).
+    """
+    values = np.asarray(feats, dtype=np.float32)
+    bad = ~np.isfinite(values) | (np.abs(values) > MAX_ABS)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f'{where}: {int(bad.sum())} values are not finite or beyond '
+            f'+-{MAX_ABS:g} (first at {first}: {values[first]}); '
+            're-extract with tools/extract_teacher_features.py')
 
 
 def decode_track(value: bytes, dtype: str,
@@ -92,8 +115,13 @@ def _jsonable(obj):
     return json.loads(json.dumps(obj, default=repr))
 
 
-def _check_compatible(meta: Dict, settings: Dict, path: str) -> None:
-    """Refuse a store whose features were made with other settings."""
+def _check_compatible(meta: Dict,
+                      settings: Dict,
+                      path: str,
+                      hint: str = 'Write to another --out, or delete the '
+                      'store to rebuild it.') -> None:
+    """Refuse a store whose features were made with other settings (the
+    message lists both sides of every difference, then ``hint``)."""
     settings = _jsonable(settings)
     diffs = []
     for key in IDENTITY_KEYS + ('dim', ):
@@ -117,8 +145,7 @@ def _check_compatible(meta: Dict, settings: Dict, path: str) -> None:
         raise ValueError(
             f'teacher feature bank {path} was made with other settings; '
             'refusing to mix features of different teachers or clips:\n  ' +
-            '\n  '.join(diffs) + '\nWrite to another --out, or delete the '
-            'store to rebuild it.')
+            '\n  '.join(diffs) + '\n' + hint)
 
 
 # ---------------------------------------------------------------- reader
@@ -146,8 +173,24 @@ def _reader_env(path: str, lock: bool) -> lmdb.Environment:
             readahead=False,
             subdir=True,
             max_readers=1024)
+        _check_file_size(env, path)
         _READERS[(pid, real)] = env
     return env
+
+
+def _check_file_size(env: lmdb.Environment, path: str) -> None:
+    """Refuse a store whose ``data.mdb`` ends before its last page: reading
+    a page past the end of a memory-mapped file kills the process with
+    SIGBUS, with nothing named."""
+    data = osp.join(path, 'data.mdb')
+    size = osp.getsize(data)
+    need = (env.info()['last_pgno'] + 1) * env.stat()['psize']
+    if size < need:
+        env.close()
+        raise ValueError(
+            f'teacher feature bank {path} is truncated: {data} holds '
+            f'{size} bytes, its pages need {need}; copy it again or rebuild '
+            'it with tools/extract_teacher_features.py')
 
 
 def _close_reader(path: str) -> None:
@@ -276,7 +319,9 @@ class FeatureBank:
                 f'frames the bank {self.path} saw (last clip start {last}); '
                 'has the video changed since extraction?')
         index = nearest_windows(starts, meta['stride'], len(feats))
-        return feats[index].astype(np.float32), index * meta['stride']
+        targets = feats[index].astype(np.float32)
+        check_values(targets, f'teacher feature bank {self.path}, {key}')
+        return targets, index * meta['stride']
 
     def keys(self) -> List[str]:
         """The stored videos' keys, in LMDB (byte) order."""

@@ -2,13 +2,17 @@
 and an online-teacher config turned into its bank variant
 (:func:`use_teacher_bank`)."""
 import copy
+import hashlib
 import inspect
 import json
+import logging
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Union
 
 from mmaction.registry import MODELS, TRANSFORMS
 from mmengine.config import Config
+from mmengine.fileio import get_local_path
+from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 
 from ..typing import PathLike
@@ -19,7 +23,15 @@ from ..utils.config import (
     to_builtin,
 )
 from .geometry import default_stride
-from .store import DTYPES, FORMAT, FORMAT_VERSION, _jsonable
+from .store import (
+    DTYPES,
+    FORMAT,
+    FORMAT_VERSION,
+    IDENTITY_KEYS,
+    FeatureBank,
+    _check_compatible,
+    _jsonable,
+)
 
 _DETERMINISTIC = ('Resize', 'CenterCrop')
 _RANDOM_TO_DETERMINISTIC = {
@@ -215,6 +227,72 @@ def _read_bank_in(dataset: Dict, store: str, where: str) -> None:
     pipeline.insert(i_sampler + 1, load)
 
 
+def check_teacher_bank(cfg: Config, store: str) -> Dict:
+    """Refuse a store that does not hold the targets of ``cfg``'s teacher.
+
+    What ``tools/train.py CONFIG --teacher-bank STORE`` runs before
+    switching: the store must be complete, and its teacher (config,
+    checkpoint hash), ``teacher_layer``, ``teacher_pool``, teacher view
+    and normalisation and clip sampling (``clip_len``, ``frame_interval``,
+    ``out_of_bound_opt``) must be those the online config derives
+    (:func:`bank_settings`). The store's own ``stride`` and ``dtype`` are
+    extraction choices and are taken as they are. The checkpoint hash is
+    compared when ``model.teacher_ckpt`` is a local file; training from a
+    bank whose teacher checkpoint is gone is allowed, and says so.
+
+    Args:
+        cfg (Config): The online-teacher config (before the switch).
+        store (str): The feature store.
+
+    Returns:
+        dict: What was compared (``store``, ``checked`` keys,
+        ``teacher_ckpt_sha256`` or why it was not compared).
+    """
+    where = cfg.filename or 'config'
+    if not osp.isdir(store):
+        raise FileNotFoundError(
+            f'teacher feature bank not found: {store}; build it with '
+            f'tools/extract_teacher_features.py {where} --out {store}')
+    meta = FeatureBank(store).meta
+    if not meta.get('complete'):
+        raise ValueError(
+            f'teacher feature bank {store} is incomplete (its extraction '
+            'did not finish): run tools/extract_teacher_features.py '
+            f'{where} --out {store} again, which adds the missing videos')
+    checked = copy.deepcopy(cfg)
+    ckpt = (checked.get('model') or {}).get('teacher_ckpt')
+    if ckpt is None:
+        checked.model.teacher_ckpt = '<not set>'
+    settings = {
+        k: v
+        for k, v in bank_settings(
+            checked, stride=meta.get('stride'),
+            dtype=meta.get('dtype', 'float16')).items()
+        if not k.startswith('_')
+    }
+    record = dict(store=store, checked=[], complete=True)
+    if ckpt is not None and '://' not in str(ckpt) and osp.isfile(ckpt):
+        settings['teacher_ckpt_sha256'] = sha256_file(ckpt)
+        record['teacher_ckpt_sha256'] = settings['teacher_ckpt_sha256']
+    else:
+        record['teacher_ckpt_sha256'] = (
+            f'not compared: model.teacher_ckpt {ckpt!r} is not a local '
+            'file')
+        print_log(
+            f'teacher feature bank {store}: the teacher checkpoint '
+            f'{ckpt!r} is not here, so the store\'s teacher_ckpt_sha256 '
+            'is not compared; every other setting is',
+            logger='current',
+            level=logging.WARNING)
+    _check_compatible(
+        meta, settings, store,
+        hint=f'Extract a bank for {where} '
+        '(tools/extract_teacher_features.py), or train with the config '
+        'the store was extracted with.')
+    record['checked'] = sorted(k for k in IDENTITY_KEYS if k in settings)
+    return record
+
+
 def use_teacher_bank(cfg: Config, store: str) -> Config:
     """Switch an online-teacher HalluciNet config to its feature bank.
 
@@ -256,3 +334,17 @@ def use_teacher_bank(cfg: Config, store: str) -> Config:
     model['teacher_ckpt'] = None
     cfg.teacher_bank = store
     return cfg
+
+
+def sha256_file(filename: str) -> str:
+    """Hex sha256 of a file (or of a URL's download)."""
+    if '://' not in filename and not osp.isfile(filename):
+        raise FileNotFoundError(
+            f'teacher_ckpt not found: {filename} (set model.teacher_ckpt to '
+            'the trained teacher checkpoint)')
+    digest = hashlib.sha256()
+    with get_local_path(filename) as local:
+        with open(local, 'rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''):
+                digest.update(block)
+    return digest.hexdigest()

@@ -36,6 +36,7 @@ from hallucinet_plugin.feature_bank.geometry import default_stride
 from hallucinet_plugin.feature_bank.store import META_KEY, FeatureBank
 from hallucinet_plugin.feature_bank.switch import (
     bank_settings,
+    check_teacher_bank,
     use_teacher_bank,
 )
 from hallucinet_plugin.utils import set_gt_label
@@ -765,3 +766,70 @@ def test_bank_benchmark(setup):
         'online teacher', 'vanilla'
     ]
     assert len(messages) == 7
+
+
+def _sampler(cfg):
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    return next(t for t in pipeline if t['type'] == 'HalluSampleFrames')
+
+
+def test_training_checks_the_store_it_reads(setup, tmp_path):
+    """``--teacher-bank`` refuses, before training, a store of another
+    teacher checkpoint, layer pooling, view normalisation or sampling, and
+    an unfinished one; naming both sides."""
+    store = setup['stores']['default']
+    record = check_teacher_bank(Config.fromfile(setup['cfg']), store)
+    with open(setup['ckpt'], 'rb') as f:
+        assert record['teacher_ckpt_sha256'] == hashlib.sha256(
+            f.read()).hexdigest()
+    assert {'teacher_ckpt_sha256', 'teacher_config', 'teacher_pool', 'view',
+            'out_of_bound_opt'} <= set(record['checked'])
+
+    def refused(edit, pattern):
+        cfg = Config.fromfile(setup['cfg'])
+        edit(cfg)
+        with pytest.raises(ValueError, match=pattern):
+            check_teacher_bank(cfg, store)
+
+    other = save_teacher(tmp_path / 'other.pth', seed=1)
+    refused(lambda c: c.model.update(teacher_ckpt=other),
+            r'(?s)default\.lmdb was made with other settings.*'
+            r'teacher_ckpt_sha256: store')
+    refused(lambda c: c.model.update(teacher_pool='max'),
+            r"teacher_pool: store 'avg', requested 'max'")
+    refused(lambda c: c.model.data_preprocessor.teacher.update(
+        mean=[0., 0., 0.]), r'view: store')
+    refused(lambda c: _sampler(c).update(out_of_bound_opt='repeat_last'),
+            r"out_of_bound_opt: store 'loop', requested 'repeat_last'")
+
+    # Without the teacher checkpoint, everything else is still compared.
+    cfg = Config.fromfile(setup['cfg'])
+    cfg.model.teacher_ckpt = str(tmp_path / 'gone.pth')
+    assert 'not compared' in check_teacher_bank(
+        cfg, store)['teacher_ckpt_sha256']
+
+    unfinished = str(tmp_path / 'unfinished.lmdb')
+    shutil.copytree(store, unfinished)
+    env = lmdb.open(unfinished, subdir=True)
+    with env.begin(write=True) as txn:
+        meta = json.loads(txn.get(META_KEY))
+        meta['complete'] = False
+        txn.put(META_KEY, json.dumps(meta).encode())
+    env.close()
+    with pytest.raises(ValueError, match=r'unfinished\.lmdb is incomplete'):
+        check_teacher_bank(Config.fromfile(setup['cfg']), unfinished)
+
+
+def test_train_tool_refuses_another_teachers_store(setup, tmp_path):
+    proc = subprocess.run([
+        sys.executable,
+        osp.join(REPO, 'tools', 'train.py'), setup['cfg'], '--work-dir',
+        str(tmp_path / 'work'), '--teacher-bank', setup['stores']['default'],
+        '--cfg-options', 'model.teacher_pool=max'
+    ],
+                          capture_output=True,
+                          text=True,
+                          cwd=REPO)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "teacher_pool: store 'avg', requested 'max'" in proc.stderr
+    assert not osp.exists(str(tmp_path / 'work'))
