@@ -13,6 +13,9 @@ from hallucinet_plugin.engine import (
     WeightsOnlyCheckpointHook,
     setup_cpu_distributed,
 )
+from hallucinet_plugin.utils.checkpoint_sources import (
+    use_safe_checkpoint_loaders,
+)
 
 
 def common_args(parser: argparse.ArgumentParser) -> None:
@@ -83,9 +86,11 @@ def work_dir_of(cfg: Config, args: argparse.Namespace) -> str:
 
 def build_runner(cfg: Config, args: argparse.Namespace) -> Runner:
     """The Runner of a merged config, as both tools build it: CPU
-    ``torchrun`` set up, and checkpoints that load with
-    ``weights_only=True``."""
+    ``torchrun`` set up, every checkpoint (local, URL, ``torchvision://``
+    ...) read with ``weights_only=True``, and checkpoints written so that
+    they load that way."""
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    use_safe_checkpoint_loaders()
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
     runner.register_hook(WeightsOnlyCheckpointHook())

@@ -39,6 +39,7 @@ from mmengine.dist import get_dist_info, init_dist
 import hallucinet_plugin  # noqa: F401
 from hallucinet_plugin.feature_bank.extraction import extract_teacher_features
 from hallucinet_plugin.feature_bank.store import DTYPES
+from hallucinet_plugin.utils import use_safe_checkpoint_loaders
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -93,6 +94,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    # The teacher's own pretrained weights, if any, read weights only too.
+    use_safe_checkpoint_loaders()
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)

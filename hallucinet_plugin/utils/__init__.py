@@ -10,6 +10,7 @@ from .checkpoint import (
     to_plain,
     unsafe_globals,
 )
+from .checkpoint_sources import use_safe_checkpoint_loaders
 from .compat import (
     get_gt_label,
     get_pred_score,
@@ -24,5 +25,6 @@ __all__ = [
     'mmengine_safe_globals', 'prefix_mapping', 'read_checkpoint',
     'sanitize_checkpoint', 'state_dict_of', 'to_plain', 'unsafe_globals',
     'get_gt_label', 'set_gt_label', 'get_pred_score', 'set_pred_score',
-    'set_pred_label', 'seed_summary', 'difference_ci'
+    'set_pred_label', 'seed_summary', 'difference_ci',
+    'use_safe_checkpoint_loaders'
 ]

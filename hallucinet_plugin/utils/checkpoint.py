@@ -5,8 +5,9 @@ Every checkpoint file the plugin reads (teacher, appearance stream, stage-1
 student, MoNet's classifier, deployment, Hara's 3D-ResNeXt) goes through
 :func:`_read`, and every state dict, read or given, through
 :func:`_state_dict_in`: checks of files and of tensors belong there. Local
-files are read with ``torch.load(weights_only=True)``, URLs by mmengine's
-``CheckpointLoader`` (torch's default, ``weights_only=True``). Only
+files and URLs' downloads are read with ``torch.load(weights_only=True)``
+(:mod:`.checkpoint_sources`, which also puts such loaders in place of
+mmengine's for the plugin's tools). Only
 :func:`sanitize_checkpoint` with ``trust=True`` ever unpickles fully.
 
 mmengine saves its message hub into every checkpoint: ``HistoryBuffer``
@@ -49,7 +50,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.logging import HistoryBuffer, print_log
-from mmengine.runner import CheckpointLoader
+
+from .checkpoint_sources import is_url, local_copy
 
 StateDict = Mapping[str, torch.Tensor]
 Prefixes = Union[str, Sequence[str], Mapping[str, str]]
@@ -94,13 +96,6 @@ def mmengine_safe_globals() -> Iterator[None]:
         yield
 
 
-def _weights_only_by_default() -> bool:
-    # mmengine's loaders call torch.load without weights_only; this
-    # environment variable would turn torch's default to full unpickling.
-    forced = os.getenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '0')
-    return forced.lower() not in ('1', 'y', 'yes', 'true')
-
-
 def _diagnosis(err: Exception) -> str:
     """What torch found in the file, without its advice to unpickle fully."""
     lines = [line.strip() for line in str(err).splitlines()]
@@ -116,29 +111,25 @@ def _read(filename: str, key_name: str, what: Optional[str],
     """Read a checkpoint file, weights only: every file the plugin loads
     comes through here.
 
-    Local files must exist; URLs (``https://``, ``torchvision://`` ...) go
-    to mmengine's loaders. The result must be a dict.
+    Local files must exist; URLs (``https://``, ``torchvision://`` ...) are
+    downloaded once (:func:`~.checkpoint_sources.local_copy`). Either is
+    read with ``torch.load(weights_only=True)``. The result must be a dict.
     """
     source = f'{key_name} {filename}'
-    if '://' not in filename:
+    refused: Tuple = (Exception, )
+    if is_url(filename):
+        # Network errors keep their own type and message.
+        path = local_copy(filename)
+        refused = (pickle.UnpicklingError, RuntimeError, EOFError)
+    else:
         path = osp.expanduser(filename)
         if not osp.isfile(path):
             hint = f' (set it to {what})' if what else ''
             raise FileNotFoundError(f'{key_name} not found: {filename}{hint}')
-        load = partial(
-            torch.load, path, map_location=map_location, weights_only=True)
-        # Any failure of a local file is its content's.
-        refused: Tuple = (Exception, )
-    else:
-        if not _weights_only_by_default():
-            raise RuntimeError(
-                f'{source}: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is set, under '
-                'which mmengine would unpickle the download fully; download '
-                'it and give the local file instead')
-        load = partial(CheckpointLoader.load_checkpoint, filename,
-                       map_location)
-        # Network errors keep their own type and message.
-        refused = (pickle.UnpicklingError, RuntimeError, EOFError)
+    # weights_only passed explicitly: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD
+    # overrides only torch's default.
+    load = partial(
+        torch.load, path, map_location=map_location, weights_only=True)
     with mmengine_safe_globals():
         try:
             checkpoint = load()

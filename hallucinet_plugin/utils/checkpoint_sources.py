@@ -1,0 +1,121 @@
+"""Checkpoints named by URL or by mmengine's schemes, read weights only.
+
+mmengine's ``CheckpointLoader`` reads ``http(s)://`` through
+``torch.hub.load_state_dict_from_url``, whose ``weights_only`` defaults to
+False, and ``torchvision://``, ``open-mmlab://`` and ``mmcls://`` through
+that same path; its local loader calls ``torch.load`` without
+``weights_only``, so ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` turns it into full
+unpickling. A checkpoint from the network or a shared disk could then run
+code. Here every scheme resolves to a file (downloaded once into torch's
+hub cache) that is read with ``torch.load(weights_only=True)``, passed
+explicitly. :func:`use_safe_checkpoint_loaders` puts these loaders in place
+of mmengine's; the plugin's tools call it, nothing does on import.
+"""
+import os
+import os.path as osp
+from typing import Callable, Dict, Optional
+from urllib.parse import urlparse
+
+import torch
+from mmengine.dist import get_dist_info
+from mmengine.runner import CheckpointLoader
+from mmengine.runner import checkpoint as mmengine_checkpoint
+
+_HTTP = ('http://', 'https://')
+
+
+def _named(filename: str, prefixes, models: Callable[[], Dict]) -> str:
+    """The URL (or mmengine-home path) of a ``scheme://name`` checkpoint."""
+    prefix = next(p for p in prefixes if filename.startswith(p))
+    name = filename[len(prefix):]
+    urls = models()
+    if name not in urls:
+        raise KeyError(f'{filename}: no model {name!r} under {prefix} '
+                       f'(mmengine knows {len(urls)} names)')
+    return urls[name]
+
+
+def _openmmlab(filename: str) -> str:
+    prefixes = ('open-mmlab://', 'openmmlab://')
+    prefix = next(p for p in prefixes if filename.startswith(p))
+    name = filename[len(prefix):]
+    name = mmengine_checkpoint.get_deprecated_model_names().get(name, name)
+    return _named(prefix + name, prefixes,
+                  mmengine_checkpoint.get_external_models)
+
+
+# scheme prefixes -> resolver of a URL or a path under mmengine's home
+_RESOLVERS = {
+    _HTTP: lambda f: f,
+    ('torchvision://', 'modelzoo://'): lambda f: _named(
+        f, ('torchvision://', 'modelzoo://'),
+        mmengine_checkpoint.get_torchvision_models),
+    ('open-mmlab://', 'openmmlab://'): _openmmlab,
+    ('mmcls://', ): lambda f: _named(f, ('mmcls://', ),
+                                     mmengine_checkpoint.get_mmcls_models),
+}
+
+
+def is_url(filename: str) -> bool:
+    """Whether ``filename`` names a checkpoint by URL or scheme."""
+    return any(filename.startswith(p) for ps in _RESOLVERS for p in ps)
+
+
+def local_copy(filename: str, model_dir: Optional[str] = None) -> str:
+    """A local file holding the checkpoint named by URL or scheme: the
+    download in torch's hub cache (``$TORCH_HOME/hub/checkpoints``),
+    fetched once by local rank 0.
+
+    Raises:
+        ValueError: A scheme the plugin does not read safely.
+    """
+    resolver = next(
+        (r for ps, r in _RESOLVERS.items() if filename.startswith(ps)), None)
+    if resolver is None:
+        raise ValueError(
+            f'{filename}: the plugin reads checkpoints from local files and '
+            f'{sorted(p for ps in _RESOLVERS for p in ps)} only; download '
+            'it and give the file')
+    url = resolver(filename)
+    if not url.startswith(_HTTP):
+        # mmengine keeps some open-mmlab entries as paths under its home.
+        return osp.join(mmengine_checkpoint._get_mmengine_home(), url)
+    model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
+    path = osp.join(model_dir, osp.basename(urlparse(url).path))
+    rank, _ = get_dist_info()
+    local_rank = int(os.environ.get('LOCAL_RANK', rank))
+    if local_rank == 0 and not osp.isfile(path):
+        os.makedirs(model_dir, exist_ok=True)
+        torch.hub.download_url_to_file(url, path, progress=False)
+    if not osp.isfile(path):
+        # Other local ranks: wait for rank 0's download.
+        torch.distributed.barrier()
+    return path
+
+
+def load_weights_only(filename: str, map_location=None, **kwargs) -> dict:
+    """``CheckpointLoader`` loader: a local file or a URL/scheme's
+    download, read with ``torch.load(weights_only=True)``."""
+    path = local_copy(filename) if is_url(filename) else \
+        osp.expanduser(filename)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint not found: {filename}')
+    checkpoint = torch.load(
+        path, map_location=map_location, weights_only=True)
+    if filename.startswith('mmcls://'):
+        checkpoint = mmengine_checkpoint._process_mmcls_checkpoint(checkpoint)
+    return checkpoint
+
+
+def use_safe_checkpoint_loaders() -> None:
+    """Route mmengine's ``load_checkpoint`` (``load_from``, ``resume``,
+    ``init_cfg=dict(type='Pretrained')``, backbones' ``pretrained``) for
+    local files and every URL scheme through :func:`load_weights_only`.
+
+    Called by ``tools/train.py``, ``tools/test.py`` and
+    ``tools/extract_teacher_features.py``; call it in a script of your own
+    for the same guarantee. Idempotent.
+    """
+    for prefixes in ('', ) + tuple(_RESOLVERS):
+        CheckpointLoader.register_scheme(
+            prefixes=prefixes, loader=load_weights_only, force=True)

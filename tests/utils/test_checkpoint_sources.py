@@ -1,0 +1,106 @@
+"""Checkpoints from URLs and under TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD are
+read weights only: a payload in the file never runs. A real HTTP server on
+127.0.0.1 serves them; the payload would create a marker folder."""
+import functools
+import http.server
+import os
+import os.path as osp
+import subprocess
+import sys
+import threading
+
+import pytest
+import torch
+
+from hallucinet_plugin.utils import load_state_dict_from
+from tests.conftest import REPO
+from tests.tools.test_train_test_resume import CONFIG, data_options
+
+
+class _Payload:
+    """Pickled as a call of ``os.mkdir(marker)``: full unpickling runs it."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.mkdir, (self.marker, )
+
+
+@pytest.fixture(scope='module')
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp('served')
+    marker = str(root / 'PAYLOAD_RAN')
+    weights = {'fc.weight': torch.arange(6.).reshape(2, 3)}
+    torch.save(dict(state_dict=weights), root / 'good.pth')
+    torch.save(dict(state_dict=weights, meta=_Payload(marker)),
+               root / 'evil.pth')
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield dict(
+        root=root,
+        marker=marker,
+        weights=weights,
+        url=f'http://127.0.0.1:{server.server_address[1]}')
+    server.shutdown()
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    # Downloads go to torch's hub cache: a fresh one per test.
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    return tmp_path / 'torch_home'
+
+
+def test_url_is_downloaded_then_read_weights_only(served, hub):
+    state = load_state_dict_from(f"{served['url']}/good.pth",
+                                 key_name='teacher_ckpt')
+    torch.testing.assert_close(state['fc.weight'],
+                               served['weights']['fc.weight'])
+    assert osp.isfile(hub / 'hub' / 'checkpoints' / 'good.pth')
+    with pytest.raises(RuntimeError, match='not retried with weights_only'):
+        load_state_dict_from(f"{served['url']}/evil.pth",
+                             key_name='teacher_ckpt')
+    assert not osp.exists(served['marker'])
+
+
+def test_unknown_scheme_is_refused_not_guessed():
+    with pytest.raises(FileNotFoundError, match='teacher_ckpt not found'):
+        load_state_dict_from('s3://bucket/x.pth', key_name='teacher_ckpt')
+
+
+def _tool_test(ckpt, video_dataset, tmp_path, **env):
+    return subprocess.run([
+        sys.executable, 'tools/test.py', CONFIG, ckpt, '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options',
+        *data_options(video_dataset, 1)
+    ],
+                          cwd=REPO,
+                          env=dict(
+                              os.environ,
+                              TORCH_HOME=str(tmp_path / 'torch_home'),
+                              **env),
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+
+
+@pytest.mark.slow
+def test_tools_never_run_a_payload(served, video_dataset, tmp_path):
+    """``tools/test.py`` with the checkpoint as a URL, and with a local file
+    under TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD: refused, the payload not run."""
+    proc = _tool_test(f"{served['url']}/evil.pth", video_dataset, tmp_path)
+    assert proc.returncode != 0 and not osp.exists(served['marker']), \
+        proc.stderr[-3000:]
+    assert 'Weights only load failed' in proc.stderr
+    proc = _tool_test(
+        str(served['root'] / 'evil.pth'),
+        video_dataset,
+        tmp_path,
+        TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1')
+    assert proc.returncode != 0 and not osp.exists(served['marker']), \
+        proc.stderr[-3000:]
