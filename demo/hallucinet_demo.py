@@ -299,9 +299,10 @@ class Demo:
         config = self.student_config(name)
         bank = []
         if STUDENTS[name][1]:
-            if self.args.online_teacher:
-                opts.append(f'model.teacher_ckpt={teacher_ckpt}')
-            else:
+            # With the bank, tools/train.py checks the store against this
+            # teacher checkpoint, then drops the teacher.
+            opts.append(f'model.teacher_ckpt={teacher_ckpt}')
+            if not self.args.online_teacher:
                 bank = ['--teacher-bank', self.bank]
         model_cfg = self._model_cfg(config)
         # MoNetLoss reads the teacher's classifier from its checkpoint.

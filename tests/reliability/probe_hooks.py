@@ -2,7 +2,8 @@
 (through ``custom_imports``, with this folder on ``PYTHONPATH``).
 
 They only observe: no random draws, no change to the model, the data or
-the schedule, so a run with them trains exactly as one without.
+the schedule, so a run with them trains exactly as one without; except
+``PoisonTargetsHook``, which stands in for a corrupt teacher target.
 """
 import json
 import os
@@ -20,6 +21,25 @@ def _teacher_sum(module) -> float:
     if teacher is None:
         return 0.0
     return float(sum(v.double().sum() for v in teacher.state_dict().values()))
+
+
+@HOOKS.register_module()
+class PoisonTargetsHook(Hook):
+    """Set the teacher targets of one video's samples to NaN before the
+    step: a corrupt target that reaches the loss (the feature store
+    refuses non-finite rows itself, so a store cannot be the source)."""
+
+    priority = 'HIGHEST'
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+
+    def before_train_iter(self, runner, batch_idx: int,
+                          data_batch=None) -> None:
+        feats = data_batch['inputs']['teacher_feats']
+        for i, sample in enumerate(data_batch['data_samples']):
+            if osp.basename(sample.metainfo['filename']) == self.filename:
+                feats[i].fill_(float('nan'))
 
 
 @HOOKS.register_module()

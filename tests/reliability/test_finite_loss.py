@@ -1,11 +1,11 @@
 """A non-finite loss stops tools/train.py at that iteration, naming the
 loss terms and the batch's videos, in one process and on every rank of a
-torchrun. The NaN comes from real bad input: a corrupt feature-bank entry
-for one video."""
+torchrun. The NaN is one video's teacher targets, set by
+``PoisonTargetsHook`` (a corrupt feature-bank entry no longer gets that
+far: the store refuses it, see tests/feature_bank/
+test_store_integrity.py)."""
 import os.path as osp
 
-import lmdb
-import numpy as np
 import pytest
 import torch
 from mmaction.registry import MODELS
@@ -21,11 +21,6 @@ from reliability_utils import (
 )
 
 import hallucinet_plugin  # noqa: F401
-from hallucinet_plugin.feature_bank.store import (
-    FeatureBank,
-    decode_track,
-    encode_track,
-)
 from tests.conftest import make_video_dataset
 
 pytestmark = pytest.mark.slow
@@ -35,7 +30,7 @@ POISONED = 'video_005.mp4'
 
 @pytest.fixture(scope='module')
 def poisoned(tmp_path_factory):
-    """A bank config whose store holds NaN for one video."""
+    """A bank config, and the video whose targets are poisoned."""
     root = tmp_path_factory.mktemp('nan')
     data = make_video_dataset(str(root / 'data'), num_videos=8)
     online = write_config(str(root / 'online.py'), DEMO, data, 2, 1)
@@ -53,14 +48,6 @@ def poisoned(tmp_path_factory):
         options={'model.teacher_ckpt': ckpt})
     bank = str(root / 'bank.lmdb')
     extract_bank(online, bank)
-    dtype = FeatureBank(bank).meta['dtype']
-    FeatureBank(bank).close()
-    env = lmdb.open(bank, subdir=True)
-    with env.begin(write=True) as txn:
-        total, feats = decode_track(txn.get(POISONED.encode()), dtype)
-        txn.put(POISONED.encode(),
-                encode_track(np.full_like(feats, np.nan), total, dtype))
-    env.close()
     return dict(root=root, data=data, bank=bank)
 
 
@@ -72,7 +59,10 @@ def train(poisoned, name, nproc, batch_size):
         data,
         batch_size=batch_size,
         epochs=1,
-        hooks=[dict(type='FiniteLossHook')],
+        hooks=[
+            dict(type='PoisonTargetsHook', filename=POISONED),
+            dict(type='FiniteLossHook')
+        ],
         options={
             'train_dataloader.sampler.shuffle': False,
             'train_dataloader.dataset.pipeline.2.store': poisoned['bank'],
