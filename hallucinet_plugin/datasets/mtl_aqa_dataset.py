@@ -32,6 +32,13 @@ from mmaction.registry import DATASETS
 
 from ..typing import ConfigType
 from ..utils.mtl_aqa import MTL_AQA_PROPERTIES
+from ..utils.pickle_data import (
+    SAFE_GLOBALS,
+    DTypeSpec,
+    numpy_scalar,
+    resolve,
+    without_lengths,
+)
 
 # Names accepted in JSON/CSV annotations in place of class ids. This is the
 # plugin's own convention: the release stores ids only and does not document
@@ -46,41 +53,46 @@ _FRAME_FIELDS = ('start_frame', 'end_frame')
 _SCORE_FIELD = 'final_score'
 
 
+# Far more than annotation files hold (a few thousand dives), far less than
+# a hostile file could ask the reader to allocate.
+MAX_ANNOTATION_PICKLE_BYTES = 64 << 20
+
+
 class _PlainDataUnpickler(pickle.Unpickler):
     """Unpickler that rebuilds plain Python data and nothing else.
 
     Annotation pickles come from the internet; ``pickle.load`` would run any
     callable they name. The annotation files hold only containers, numbers
     and strings, which need no callable at all, plus numpy scalars when the
-    annotations were built with numpy/pandas; those are rebuilt by
-    ``numpy``'s scalar constructor, which only reinterprets bytes.
+    annotations were built with numpy/pandas; those are rebuilt through the
+    checked stand-ins of :mod:`hallucinet_plugin.utils.pickle_data` (plain
+    numeric dtypes only: a forged dtype state is refused, not trusted).
     """
 
     _BUILTINS = frozenset(('dict', 'list', 'tuple', 'set', 'frozenset', 'int',
-                           'float', 'complex', 'str', 'bytes', 'bytearray',
-                           'bool'))
+                           'float', 'complex', 'str', 'bool'))
+    _SIZED = {
+        name: without_lengths(cls)
+        for name, cls in (('bytes', bytes), ('bytearray', bytearray))
+    }
 
     def find_class(self, module: str, name: str) -> Any:
+        if module == '__builtin__':  # protocol 2 written by Python 2
+            module = 'builtins'
         if module == 'builtins' and name in self._BUILTINS:
             return super().find_class(module, name)
+        if module == 'builtins' and name in self._SIZED:
+            return self._SIZED[name]
         if (module, name) == ('numpy', 'dtype'):
-            return np.dtype
-        if (module in ('numpy.core.multiarray', 'numpy._core.multiarray')
-                and name == 'scalar'):
-            return _numpy_scalar
+            return DTypeSpec
+        if name == 'scalar' and f'{module}.{name}' in SAFE_GLOBALS:
+            return numpy_scalar
         # Protocol-2 pickles written by Python 3 encode bytes this way.
         if (module, name) == ('_codecs', 'encode'):
             return _latin1_encode
         raise pickle.UnpicklingError(
             f'refusing to load {module}.{name}: annotation pickles may only '
             'hold plain data (dicts, lists, tuples, numbers, strings)')
-
-
-def _numpy_scalar(dtype: np.dtype, data: bytes = b'') -> Any:
-    if not isinstance(dtype, np.dtype) or dtype.hasobject:
-        raise pickle.UnpicklingError(
-            f'refusing to build a numpy scalar of dtype {dtype!r}')
-    return np.frombuffer(data, dtype=dtype, count=1)[0]
 
 
 def _latin1_encode(text: str, encoding: str = 'latin1') -> bytes:
@@ -94,18 +106,26 @@ def load_plain_pickle(path: str) -> Any:
     """Load a pickle that may contain only plain Python data.
 
     Args:
-        path (str): Pickle file.
+        path (str): Pickle file, at most
+            :data:`MAX_ANNOTATION_PICKLE_BYTES` long.
 
     Returns:
         The unpickled object.
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'annotation file {path} does not exist')
+    size = osp.getsize(path)
+    if size > MAX_ANNOTATION_PICKLE_BYTES:
+        raise ValueError(
+            f'{path}: {size} bytes, more than an annotation pickle should '
+            f'hold ({MAX_ANNOTATION_PICKLE_BYTES} bytes); refused')
     with open(path, 'rb') as f:
         try:
-            return _PlainDataUnpickler(f).load()
-        except (pickle.UnpicklingError, EOFError, ValueError) as e:
-            raise ValueError(f'{path}: cannot load as plain data: {e}') from e
+            return resolve(_PlainDataUnpickler(f).load())
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError,
+                MemoryError, OverflowError) as e:
+            raise ValueError(f'{path}: cannot load as plain data: '
+                             f'{type(e).__name__}: {e}') from e
 
 
 @DATASETS.register_module()

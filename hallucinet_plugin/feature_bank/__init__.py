@@ -67,8 +67,9 @@ Storage: LMDB
 Layout
     - key: the video's path relative to its dataset's ``data_prefix``
       (the path written in the annotation file), UTF-8;
-    - value: a 16-byte header ``<4sIII`` (magic ``b'HNB1'``, the video's
-      frame count, windows, dim) followed by ``windows x dim`` little-endian
+    - value: a 20-byte header ``<4sIIII`` (magic ``b'HNB2'``, the video's
+      frame count, windows, dim, CRC-32 of the values, checked on every
+      read) followed by ``windows x dim`` little-endian
       float16 (or float32) values, row-major; row ``i`` is the clip that
       starts at frame ``i * stride``;
     - ``__meta__``: JSON metadata: the teacher config (text), the sha256 of

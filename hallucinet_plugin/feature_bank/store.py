@@ -7,6 +7,7 @@ import os
 import os.path as osp
 import socket
 import struct
+import zlib
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import lmdb
@@ -21,7 +22,8 @@ from .geometry import clip_span, nearest_windows
 
 META_KEY = b'__meta__'
 FORMAT = 'hallucinet-teacher-bank'
-FORMAT_VERSION = 1
+# 2: every entry carries a CRC-32 of its values.
+FORMAT_VERSION = 2
 DTYPES = {'float16': '<f2', 'float32': '<f4'}
 # Largest magnitude a stored feature may have: float16's range, so that
 # both dtypes hold every accepted value.
@@ -37,8 +39,8 @@ IDENTITY_KEYS = ('format', 'format_version', 'teacher_config',
                  'dtype', 'view')
 # Transforms between the decode and HalluSplitViews, made deterministic
 # for the bank: kept as they are, replaced, or dropped (None).
-_HEADER = struct.Struct('<4sIII')
-_MAGIC = b'HNB1'
+_HEADER = struct.Struct('<4sIIII')
+_MAGIC = b'HNB2'
 
 
 
@@ -65,8 +67,14 @@ def encode_track(feats: np.ndarray, total_frames: int, dtype: str) -> bytes:
     if feats.ndim != 2:
         raise ValueError(f'features must be (windows, dim), got shape '
                          f'{feats.shape}')
-    header = _HEADER.pack(_MAGIC, total_frames, *feats.shape)
-    return header + feats.tobytes()
+    return pack_track(feats, total_frames)
+
+
+def pack_track(feats: np.ndarray, total_frames: int) -> bytes:
+    """Header (with the values' CRC-32) and ``feats``' bytes, unchecked."""
+    data = feats.tobytes()
+    return _HEADER.pack(_MAGIC, total_frames, *feats.shape,
+                        zlib.crc32(data)) + data
 
 
 def check_values(feats: np.ndarray, where: str) -> None:
@@ -98,15 +106,19 @@ def decode_track(value: bytes, dtype: str,
     """
     if len(value) < _HEADER.size:
         raise ValueError(f'{name}: truncated teacher-bank entry')
-    magic, total_frames, windows, dim = _HEADER.unpack_from(value)
+    magic, total_frames, windows, dim, crc = _HEADER.unpack_from(value)
     itemsize = np.dtype(DTYPES[dtype]).itemsize
     if magic != _MAGIC or len(value) != _HEADER.size + \
             windows * dim * itemsize:
         raise ValueError(f'{name}: not a teacher-bank entry of {windows} x '
                          f'{dim} {dtype} values ({len(value)} bytes)')
-    feats = np.frombuffer(
-        value, dtype=DTYPES[dtype], offset=_HEADER.size).reshape(
-            windows, dim)
+    data = memoryview(value)[_HEADER.size:]
+    if zlib.crc32(data) != crc:
+        raise ValueError(
+            f'{name}: checksum mismatch: the entry was damaged after it was '
+            'written (disk or copy); re-extract the store with '
+            'tools/extract_teacher_features.py')
+    feats = np.frombuffer(data, dtype=DTYPES[dtype]).reshape(windows, dim)
     return total_frames, feats
 
 
@@ -240,7 +252,8 @@ class FeatureBank:
                 raise ValueError(
                     f'{self.path}: format {meta.get("format")!r} version '
                     f'{meta.get("format_version")!r}, expected {FORMAT!r} '
-                    f'version {FORMAT_VERSION}')
+                    f'version {FORMAT_VERSION}; re-extract it with '
+                    'tools/extract_teacher_features.py')
             self._meta = meta
         return self._meta
 

@@ -7,8 +7,7 @@ student, MoNet's classifier, deployment, Hara's 3D-ResNeXt) goes through
 :func:`_state_dict_in`: checks of files and of tensors belong there. Local
 files and URLs' downloads are read with ``torch.load(weights_only=True)``
 (:mod:`.checkpoint_sources`, which also puts such loaders in place of
-mmengine's for the plugin's tools). Only
-:func:`sanitize_checkpoint` with ``trust=True`` ever unpickles fully.
+mmengine's for the plugin's tools). Nothing is ever fully unpickled.
 
 mmengine saves its message hub into every checkpoint: ``HistoryBuffer``
 objects holding numpy arrays, numpy scalars, and the buffers' statistics
@@ -20,11 +19,12 @@ mmengine on import. Instead:
   scalars, and :func:`from_plain` turns them back; the engine's
   ``WeightsOnlyCheckpointHook`` applies them when the Runner saves and loads,
   so its checkpoints load with plain ``torch.load``;
-* :func:`mmengine_safe_globals` allowlists the *data* types (``HistoryBuffer``,
-  numpy arrays, dtypes and scalars, none of which can call code) only while a
-  checkpoint is read, for files written without the hook. ``getattr`` is
-  never allowlisted: it would let a file reach any attribute of any allowed
-  object. Files that hold it need :func:`sanitize_checkpoint`.
+* :func:`mmengine_safe_globals` maps numpy's and mmengine's names to checked
+  stand-ins (:mod:`.pickle_data`) only while a checkpoint is read, for files
+  written without the hook: only plain numeric dtypes and well-formed
+  buffers are rebuilt. ``getattr`` is reached only by
+  :func:`sanitize_checkpoint` with ``trust=True``, and then only to
+  ``HistoryBuffer``'s four statistics methods.
 """
 import contextlib
 import logging
@@ -52,6 +52,14 @@ import torch.nn as nn
 from mmengine.logging import HistoryBuffer, print_log
 
 from .checkpoint_sources import is_url, local_copy
+from .pickle_data import (
+    PLAIN_KINDS,
+    SAFE_GLOBALS,
+    STATISTIC_GETATTR,
+    history_buffer,
+    rebuild,
+    resolve,
+)
 
 StateDict = Mapping[str, torch.Tensor]
 Prefixes = Union[str, Sequence[str], Mapping[str, str]]
@@ -64,45 +72,51 @@ _ADVICE = ('Weights only load failed', '(1)', '(2)', 'Check the documentation')
 _PLAIN_TYPE = '__plain_type__'
 
 
-def _numpy_safe_globals() -> List:
-    multiarray = np._core.multiarray if hasattr(
-        np, '_core') else np.core.multiarray
-    safe = [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype]
-    # numpy >= 1.25 pickles dtypes as instances of these per-type classes.
-    dtypes = getattr(np, 'dtypes', None)
-    if dtypes is not None:
-        safe += [
-            getattr(dtypes, name) for name in dir(dtypes)
-            if name.endswith('DType') and name != 'StringDType'
-        ]
-    return safe
+def _global_name(entry) -> str:
+    if isinstance(entry, tuple):
+        return entry[1]
+    return f'{entry.__module__}.{entry.__qualname__}'
 
 
 @contextlib.contextmanager
-def mmengine_safe_globals() -> Iterator[None]:
-    """Allowlist mmengine's checkpoint data types for ``weights_only``
-    loads, within the ``with`` block only.
+def mmengine_safe_globals(statistics_getattr: bool = False) -> Iterator[None]:
+    """Let ``weights_only`` loads rebuild mmengine's checkpoint data, within
+    the ``with`` block only.
 
-    Adds ``HistoryBuffer`` and numpy's array, dtype and scalar types to
-    torch's allowlist and removes them again on exit, except those already
-    allowed before.
+    numpy's dtype, array and scalar names and ``HistoryBuffer`` unpickle
+    into the checked stand-ins of :mod:`.pickle_data` (call
+    :func:`~.pickle_data.resolve` on what was loaded); entries that the
+    user allowlisted under the same names are set aside meanwhile. The
+    allowlist is restored on exit.
+
+    Args:
+        statistics_getattr (bool): Also let ``builtins.getattr`` reach
+            ``HistoryBuffer``'s default statistics methods, and nothing
+            else, as plain mmengine checkpoints need.
     """
-    allowed = torch.serialization.get_safe_globals()
-    missing = [
-        obj for obj in [HistoryBuffer] + _numpy_safe_globals()
-        if obj not in allowed
-    ]
-    with torch.serialization.safe_globals(missing):
+    before = torch.serialization.get_safe_globals()
+    ours = [(obj, name) for name, obj in SAFE_GLOBALS.items()]
+    if statistics_getattr:
+        ours.append(STATISTIC_GETATTR[::-1])
+    names = {name for _, name in ours}
+    kept = [g for g in before if _global_name(g) not in names]
+    torch.serialization.clear_safe_globals()
+    torch.serialization.add_safe_globals(kept + ours)
+    try:
         yield
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(before)
 
 
 def _diagnosis(err: Exception) -> str:
     """What torch found in the file, without its advice to unpickle fully."""
     lines = [line.strip() for line in str(err).splitlines()]
     kept = [
-        line.replace('WeightsUnpickler error: ', '') for line in lines
-        if line and not line.startswith(_ADVICE)
+        line.split('WeightsUnpickler error:')[-1].strip() for line in lines
+        if not line.startswith(_ADVICE)
     ]
+    kept = [line for line in kept if line]
     return ' '.join(kept) or str(err).strip() or type(err).__name__
 
 
@@ -116,11 +130,9 @@ def _read(filename: str, key_name: str, what: Optional[str],
     read with ``torch.load(weights_only=True)``. The result must be a dict.
     """
     source = f'{key_name} {filename}'
-    refused: Tuple = (Exception, )
     if is_url(filename):
         # Network errors keep their own type and message.
         path = local_copy(filename)
-        refused = (pickle.UnpicklingError, RuntimeError, EOFError)
     else:
         path = osp.expanduser(filename)
         if not osp.isfile(path):
@@ -132,8 +144,8 @@ def _read(filename: str, key_name: str, what: Optional[str],
         torch.load, path, map_location=map_location, weights_only=True)
     with mmengine_safe_globals():
         try:
-            checkpoint = load()
-        except refused as err:
+            checkpoint = resolve(load())
+        except Exception as err:
             raise RuntimeError(
                 f'{source}: torch.load(weights_only=True) failed: '
                 f'{_diagnosis(err)}\n'
@@ -451,20 +463,6 @@ def load_checkpoint_into(
 
 
 # --------------------------------------------------------------- plain data
-def _rebuild(obj, items: list):
-    """``obj``'s container type holding ``items``; ``obj`` itself when
-    every item is the same object as before."""
-    old = list(obj.values()) if isinstance(obj, dict) else list(obj)
-    if all(a is b for a, b in zip(old, items)):
-        return obj
-    if isinstance(obj, dict):
-        cls = OrderedDict if isinstance(obj, OrderedDict) else dict
-        return cls(zip(obj.keys(), items))
-    if isinstance(obj, tuple):
-        return type(obj)(*items) if hasattr(obj, '_fields') else tuple(items)
-    return list(items)
-
-
 def to_plain(obj):
     """``obj`` with mmengine's ``HistoryBuffer`` objects and numpy values
     turned into dicts, tensors and Python scalars, which ``weights_only``
@@ -482,7 +480,7 @@ def to_plain(obj):
             'max_length': obj.max_length
         }
     if isinstance(obj, np.ndarray):
-        if obj.dtype.kind in 'biufc':
+        if obj.dtype.kind in PLAIN_KINDS:
             return {
                 _PLAIN_TYPE: 'ndarray',
                 'data': torch.from_numpy(obj.copy())
@@ -491,28 +489,34 @@ def to_plain(obj):
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, dict):
-        return _rebuild(obj, [to_plain(v) for v in obj.values()])
+        return rebuild(obj, [to_plain(v) for v in obj.values()])
     if isinstance(obj, (list, tuple)):
-        return _rebuild(obj, [to_plain(v) for v in obj])
+        return rebuild(obj, [to_plain(v) for v in obj])
     return obj
+
+
+def _from_plain_dict(obj):
+    kind = obj.get(_PLAIN_TYPE) if isinstance(obj, dict) else None
+    if kind == 'HistoryBuffer':
+        return history_buffer(obj.get('log_history'),
+                              obj.get('count_history'), obj.get('max_length'))
+    if kind == 'ndarray':
+        data = obj.get('data')
+        if not isinstance(data, torch.Tensor):
+            raise pickle.UnpicklingError(
+                f'refusing a plain ndarray holding {type(data).__name__}')
+        return data.numpy()
+    if kind is not None:
+        raise pickle.UnpicklingError(f'unknown {_PLAIN_TYPE} {kind!r:.80}')
+    return None
 
 
 def from_plain(obj):
     """Undo :func:`to_plain`: ``HistoryBuffer`` objects and numpy arrays
-    back from their dicts; containers holding none are returned as they
-    are."""
-    if isinstance(obj, dict):
-        kind = obj.get(_PLAIN_TYPE)
-        if kind == 'HistoryBuffer':
-            return HistoryBuffer(obj['log_history'].numpy(),
-                                 obj['count_history'].numpy(),
-                                 obj['max_length'])
-        if kind == 'ndarray':
-            return obj['data'].numpy()
-        return _rebuild(obj, [from_plain(v) for v in obj.values()])
-    if isinstance(obj, (list, tuple)):
-        return _rebuild(obj, [from_plain(v) for v in obj])
-    return obj
+    back from their dicts (checked like the pickled ones), and the
+    stand-ins of :mod:`.pickle_data` resolved; containers holding neither
+    are returned as they are."""
+    return resolve(obj, _from_plain_dict)
 
 
 def unsafe_globals(filename: str) -> List[str]:
@@ -528,15 +532,18 @@ def sanitize_checkpoint(filename: str,
     """Rewrite a checkpoint so that plain ``torch.load`` (``weights_only``)
     can load it, message hub included (see :func:`to_plain`).
 
-    A file holding only mmengine's data types is read weights only. One
-    that holds other globals (plain mmengine pickles ``getattr``) needs full
-    unpickling, which can run arbitrary code: this is done only with
-    ``trust=True``, for checkpoints the user wrote themselves.
+    Nothing is ever fully unpickled. A file holding only mmengine's data
+    types is read as :func:`read_checkpoint` reads it. Plain mmengine
+    checkpoints also hold ``getattr(HistoryBuffer, 'min')`` and its like:
+    with ``trust=True``, ``builtins.getattr`` is accepted as the one extra
+    global, and it reaches only those four statistics methods. Any other
+    global is refused, with or without ``trust``.
 
     Args:
         filename (str): The checkpoint to rewrite.
         out (str, optional): Where to write; defaults to ``filename``.
-        trust (bool): Confirms the file comes from a trusted source.
+        trust (bool): Accept ``builtins.getattr`` (checkpoints written by
+            mmengine without ``WeightsOnlyCheckpointHook``).
 
     Returns:
         str: The path written.
@@ -544,18 +551,22 @@ def sanitize_checkpoint(filename: str,
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint not found: {filename}')
     foreign = unsafe_globals(filename)
+    beyond = [name for name in foreign if name != 'builtins.getattr']
+    if beyond:
+        raise PermissionError(
+            f'{filename} holds {beyond}, which no checkpoint of mmengine or '
+            'the plugin needs: refused, with or without trust')
     if foreign and not trust:
         raise PermissionError(
-            f'{filename} holds {foreign}: rewriting needs full unpickling, '
-            'which can run code from the file. Pass trust=True (--trust) '
-            'only for checkpoints you wrote yourself.')
-    if foreign:
-        checkpoint = torch.load(
-            filename, map_location='cpu', weights_only=False)
-    else:
-        with mmengine_safe_globals():
-            checkpoint = torch.load(
-                filename, map_location='cpu', weights_only=True)
+            f'{filename} holds {foreign}: rewriting it resolves getattr to '
+            "HistoryBuffer's statistics methods only. Pass trust=True "
+            '(--trust) for checkpoints you wrote yourself with mmengine.')
+    with mmengine_safe_globals(statistics_getattr=bool(foreign)):
+        try:
+            checkpoint = resolve(
+                torch.load(filename, map_location='cpu', weights_only=True))
+        except (pickle.UnpicklingError, RuntimeError, ValueError) as err:
+            raise RuntimeError(f'{filename}: {_diagnosis(err)}') from err
     out = out or filename
     tmp = out + '.tmp'
     torch.save(to_plain(checkpoint), tmp)

@@ -13,6 +13,7 @@ of mmengine's; the plugin's tools call it, nothing does on import.
 """
 import os
 import os.path as osp
+import pickle
 from typing import Callable, Dict, Optional
 from urllib.parse import urlparse
 
@@ -20,6 +21,8 @@ import torch
 from mmengine.dist import get_dist_info
 from mmengine.runner import CheckpointLoader
 from mmengine.runner import checkpoint as mmengine_checkpoint
+
+from .pickle_data import resolve
 
 _HTTP = ('http://', 'https://')
 
@@ -100,8 +103,14 @@ def load_weights_only(filename: str, map_location=None, **kwargs) -> dict:
         osp.expanduser(filename)
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint not found: {filename}')
-    checkpoint = torch.load(
-        path, map_location=map_location, weights_only=True)
+    try:
+        # Stand-ins of mmengine's data types (allowlisted while the Runner
+        # reads its checkpoint) are resolved at once.
+        checkpoint = resolve(
+            torch.load(path, map_location=map_location, weights_only=True))
+    except (pickle.UnpicklingError, EOFError, ValueError) as err:
+        raise RuntimeError(f'checkpoint {filename}: refused by '
+                           f'torch.load(weights_only=True): {err}') from err
     if filename.startswith('mmcls://'):
         checkpoint = mmengine_checkpoint._process_mmcls_checkpoint(checkpoint)
     return checkpoint

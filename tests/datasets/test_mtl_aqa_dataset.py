@@ -1,8 +1,11 @@
 import copy
 import csv
 import json
+import os
 import os.path as osp
 import pickle
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -10,12 +13,20 @@ import pytest
 from mmaction.registry import DATASETS
 from mmengine.registry import DefaultScope
 
-import hallucinet_plugin.datasets.mtl_aqa_dataset  # noqa: F401
+import hallucinet_plugin.datasets.mtl_aqa_dataset as mtl_aqa_dataset
 from hallucinet_plugin.datasets.mtl_aqa_dataset import (
     DIVE_LABEL_MAPS,
     MTL_AQA_PROPERTIES,
     load_plain_pickle,
 )
+from tests.utils.forged_pickles import (
+    FORGED,
+    Reduce,
+    plain_name_forged_state,
+    scalar_of,
+)
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 NUM_FRAMES = 20  # per event video; frame i has grey level 12 * i
 # The released layout: dict keyed by (event, clip), all fields per dive.
@@ -194,6 +205,48 @@ def test_code_in_a_pickle_is_refused(tmp_path):
     assert not marker.exists()
     with pytest.raises(ValueError, match='final_annotations_dict.pkl'):
         _build(data_root=str(tmp_path))
+
+
+LOAD_ANNOTATIONS = r"""
+import sys
+from hallucinet_plugin.datasets.mtl_aqa_dataset import load_plain_pickle
+try:
+    load_plain_pickle(sys.argv[1])
+except ValueError as err:
+    sys.exit(str(err))
+print('loaded')
+"""
+
+
+@pytest.mark.parametrize('case', ['object-field-scalar', 'forged-state'])
+def test_forged_numpy_scalar_is_refused_without_a_signal(tmp_path, case):
+    """A numpy scalar whose dtype state claims no objects over an object
+    field: the reader this replaced checked ``dtype.hasobject``, which the
+    flags made False, and the process died by SIGSEGV."""
+    make = FORGED[case][0]
+    value = make() if case != 'forged-state' else scalar_of(
+        plain_name_forged_state())
+    path = _dump({(1, 1): dict(final_score=value)},
+                 tmp_path / 'final_annotations_dict.pkl', protocol=2)
+    proc = subprocess.run([sys.executable, '-c', LOAD_ANNOTATIONS, path],
+                          env=dict(os.environ, PYTHONPATH=REPO),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, (proc.returncode, proc.stderr[-2000:])
+    assert path in proc.stderr and 'numpy dtype' in proc.stderr
+
+
+def test_allocation_and_size_limits(tmp_path, monkeypatch):
+    # 40-odd bytes that ask for 64 GiB.
+    path = _dump({(1, 1): Reduce(bytearray, (1 << 36, ))},
+                 tmp_path / 'final_annotations_dict.pkl')
+    assert osp.getsize(path) < 100
+    with pytest.raises(ValueError, match=r'annotations_dict.pkl.*'
+                       r'refusing bytearray\(68719476736\)'):
+        load_plain_pickle(path)
+    monkeypatch.setattr(mtl_aqa_dataset, 'MAX_ANNOTATION_PICKLE_BYTES', 50)
+    big = _dump(ANNOS, tmp_path / 'big.pkl')
+    with pytest.raises(ValueError, match=r'big.pkl: \d+ bytes, more than'):
+        load_plain_pickle(big)
 
 
 def test_recognition_only_and_aqa_only(tmp_path):

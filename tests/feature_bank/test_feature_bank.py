@@ -298,8 +298,8 @@ def test_store_layout(setup):
         assert feats.dtype == np.float32
         bank.close()
     raw = read_raw(setup['stores']['default'])
-    # 16-byte header + float16 values.
-    assert len(raw[b'video_000.mp4']) == 16 + 7 * TEACHER_DIM * 2
+    # 20-byte header (with the CRC-32) + float16 values.
+    assert len(raw[b'video_000.mp4']) == 20 + 7 * TEACHER_DIM * 2
 
 
 def test_extraction_matches_online_teacher(setup):

@@ -11,10 +11,10 @@ import pytest
 
 from hallucinet_plugin.feature_bank.store import (
     _HEADER,
-    _MAGIC,
     MAX_ABS,
     FeatureBank,
     _close_reader,
+    pack_track,
 )
 from tests.conftest import REPO
 from tests.datasets.transforms.test_load_teacher_features import (
@@ -60,10 +60,37 @@ def test_truncated_store_is_named_not_a_signal(tmp_path):
     assert 'is truncated' in proc.stderr and store in proc.stderr
 
 
+def test_bit_rot_is_named_with_the_store_and_the_video(tmp_path):
+    """One flipped bit in one entry's values: its read names the store and
+    the video; every other entry still reads."""
+    store = write_bank(tmp_path / 'bank.lmdb', TRACKS)
+    _close_reader(store)
+    key = 'v007.mp4'
+    total, feats = TRACKS[key]
+    value = pack_track(np.ascontiguousarray(feats, dtype='<f4'), total)
+    data = osp.join(store, 'data.mdb')
+    with open(data, 'rb') as f:
+        raw = f.read()
+    at = raw.find(value)
+    assert at > 0 and raw.find(value, at + 1) == -1
+    flip = at + _HEADER.size + 37
+    with open(data, 'r+b') as f:
+        f.seek(flip)
+        f.write(bytes([raw[flip] ^ 0x04]))
+    bank = FeatureBank(store)
+    with pytest.raises(ValueError, match=rf'(?s){store}\[{key}\].*checksum'):
+        bank.get(key)
+    for other in TRACKS:
+        if other != key:
+            np.testing.assert_array_equal(bank.get(other)[1],
+                                          TRACKS[other][1])
+    bank.close()
+
+
 def _put_raw(store, key, feats):
     """Write a track around the writer's checks, as damage would."""
     feats = np.ascontiguousarray(feats, dtype='<f4')
-    value = _HEADER.pack(_MAGIC, 400, *feats.shape) + feats.tobytes()
+    value = pack_track(feats, 400)
     _close_reader(store)
     env = lmdb.open(store, subdir=True)
     with env.begin(write=True) as txn:

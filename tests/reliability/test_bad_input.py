@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 import hallucinet_plugin  # noqa: F401
 import hallucinet_plugin.datasets.hallu_video_dataset  # noqa: F401
 from hallucinet_plugin.datasets.transforms.hallu_decord_init import (
+    DECODER_ERRORS,
     VideoReadError,
 )
 from hallucinet_plugin.utils import set_gt_label
@@ -107,6 +108,12 @@ def damage(good: bytes, kind: str) -> bytes:
         data[start:mdat_at + mdat_size] = rng.integers(
             0, 256, mdat_at + mdat_size - start, np.uint8).tobytes()
         return bytes(data)
+    if kind == 'flipped_bytes':
+        # Five bytes inverted inside the coded frames: still decodable.
+        data = bytearray(good)
+        for at in rng.integers(mdat_at + 8, mdat_at + mdat_size, 5):
+            data[at] ^= 0xFF
+        return bytes(data)
     if kind == 'truncated_faststart':
         fast = faststart(good)
         return fast[:len(fast) - mdat_size // 2]
@@ -133,6 +140,8 @@ def videos(tmp_path_factory):
         if kind != 'missing':
             with open(osp.join(data['video_dir'], f'{kind}.mp4'), 'wb') as f:
                 f.write(damage(good, kind))
+    with open(osp.join(data['video_dir'], 'flipped_bytes.mp4'), 'wb') as f:
+        f.write(damage(good, 'flipped_bytes'))
     # A sanity check of the damage: the faststart copy itself is fine.
     with open(osp.join(data['video_dir'], 'faststart.mp4'), 'wb') as f:
         f.write(faststart(good))
@@ -164,6 +173,45 @@ def test_unreadable_video_names_the_file(videos, tmp_path, kind):
         ds[0]
     assert str(info.value).startswith(path)
     assert any('line 1 of' in note for note in info.value.__notes__)
+
+
+def test_damaged_but_decodable_video_is_counted_and_named(videos, tmp_path):
+    """Flipped bytes decode to damaged frames with no error from decord:
+    FFmpeg's complaints are counted and a warning names the file."""
+    bad = osp.join(videos['video_dir'], 'flipped_bytes.mp4')
+    ann = tmp_path / 'list.txt'
+    ann.write_text('video_000.mp4 0\nflipped_bytes.mp4 1\n')
+    logger = MMLogger.get_current_instance()
+    records = _Records()
+    logger.addHandler(records)
+    DECODER_ERRORS.clear()
+    try:
+        ds = dataset(ann, videos['video_dir'])
+        good_imgs = ds[0]['inputs']['imgs']
+        assert not DECODER_ERRORS
+        damaged = ds[1]['inputs']['imgs']
+        first = DECODER_ERRORS[bad]
+        ds[1]
+    finally:
+        logger.removeHandler(records)
+    assert not torch.equal(good_imgs, damaged)  # the damage is real
+    assert first > 0 and DECODER_ERRORS[bad] == 2 * first
+    warned = [m for m in records.messages if 'decoder' in m]
+    assert len(warned) == 2 and all(m.startswith(bad) for m in warned)
+    assert f'the decoder reported {first} errors' in warned[0]
+    assert f'({2 * first} so far for this video)' in warned[1]
+    # 'raise' makes it unreadable (skip_unreadable can skip it); 'ignore'.
+    strict = pipeline()
+    strict[0] = dict(type='HalluDecordInit', decoder_errors='raise')
+    with pytest.raises(VideoReadError, match='flipped_bytes.mp4: the decoder'):
+        dataset(ann, videos['video_dir'], pipeline=strict)[1]
+    strict[0]['decoder_errors'] = 'ignore'
+    DECODER_ERRORS.clear()
+    dataset(ann, videos['video_dir'], pipeline=strict)[1]
+    assert not DECODER_ERRORS
+    with pytest.raises(ValueError, match="decoder_errors must be"):
+        strict[0]['decoder_errors'] = 'skip'
+        dataset(ann, videos['video_dir'], pipeline=strict)
 
 
 def test_unreadable_video_named_from_a_loader_worker(videos, tmp_path):

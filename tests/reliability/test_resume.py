@@ -30,6 +30,7 @@ from reliability_utils import (
 
 import hallucinet_plugin  # noqa: F401  (weights_only allowlist)
 from tests.conftest import make_video_dataset
+from tests.utils.forged_pickles import array_of, object_field_dtype
 
 pytestmark = pytest.mark.slow
 
@@ -89,6 +90,7 @@ def runs(request, tmp_path_factory):
     resumed = run(
         tool_cmd('train.py', config, '--work-dir', part, '--resume', *args))
     return dict(
+        config=config,
         full=full,
         part=part,
         killed_log=killed_log,
@@ -134,3 +136,22 @@ def test_training_moved_the_weights(runs):
     last = load_state(osp.join(runs['full'], f'epoch_{EPOCHS}.pth'))
     assert not torch.equal(first['cls_head.fc_cls.weight'],
                            last['cls_head.fc_cls.weight'])
+
+
+def test_forged_message_hub_is_refused_on_resume(runs, tmp_path):
+    """``--resume`` from a checkpoint whose message hub holds a numpy array
+    with a forged dtype (an object field under flags claiming none): the
+    run stops with the file named. On the allowlist this replaced it loaded
+    and the process died by SIGSEGV (rc 139)."""
+    checkpoint = torch.load(osp.join(runs['full'], f'epoch_{EPOCHS}.pth'))
+    checkpoint['message_hub']['runtime_info']['forged'] = array_of(
+        object_field_dtype())
+    forged = str(tmp_path / 'forged.pth')
+    torch.save(checkpoint, forged)
+    proc = run(
+        tool_cmd('train.py', runs['config'], '--work-dir',
+                 str(tmp_path / 'work'), '--resume', forged, *ARGS),
+        check=False)
+    assert proc.returncode == 1, (proc.returncode, proc.stderr[-3000:])
+    assert f'checkpoint {forged}' in proc.stderr
+    assert "refusing numpy dtype 'V8'" in proc.stderr

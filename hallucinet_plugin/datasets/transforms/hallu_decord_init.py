@@ -1,11 +1,26 @@
+import contextlib
 import io
+import logging
+import os
 import os.path as osp
-from typing import Dict, Sequence
+import re
+import sys
+import tempfile
+import threading
+from collections import Counter
+from typing import Callable, Dict, Iterator, List, Sequence
 
 import numpy as np
 from mmaction.datasets.transforms import DecordInit
 from mmaction.registry import TRANSFORMS
 from mmengine.fileio import FileClient
+from mmengine.logging import print_log
+
+# FFmpeg's log lines start with the component and its address.
+_FFMPEG_LINE = re.compile(r'^\[[\w:-]+ @ 0x[0-9a-fA-F]+\]')
+_CAPTURE = threading.Lock()
+# Decoder messages per video, in this process.
+DECODER_ERRORS: Counter = Counter()
 
 
 class VideoReadError(OSError):
@@ -23,6 +38,34 @@ def _first_line(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
+@contextlib.contextmanager
+def _stderr_lines() -> Iterator[List[str]]:
+    """The lines written to file descriptor 2 during the block (FFmpeg,
+    inside decord, writes there), filled in on exit and passed on to
+    stderr unchanged. While another thread captures, nothing is."""
+    lines: List[str] = []
+    if not _CAPTURE.acquire(blocking=False):
+        yield lines
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as tmp:
+            os.dup2(tmp.fileno(), 2)
+            try:
+                yield lines
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                tmp.seek(0)
+                data = tmp.read()
+                if data:
+                    os.write(2, data)
+                lines.extend(data.decode('utf-8', 'replace').splitlines())
+    finally:
+        _CAPTURE.release()
+
+
 class _NamedVideoReader:
     """A decord ``VideoReader`` whose decoding errors name the video.
 
@@ -32,9 +75,11 @@ class _NamedVideoReader:
     decord raises a ``DECORDError`` that names neither.
     """
 
-    def __init__(self, reader, filename: str) -> None:
+    def __init__(self, reader, filename: str,
+                 decoder_errors: str = 'warn') -> None:
         self._reader = reader
         self.filename = filename
+        self.decoder_errors = decoder_errors
 
     def __len__(self) -> int:
         return len(self._reader)
@@ -46,33 +91,42 @@ class _NamedVideoReader:
             raise AttributeError(name)
         return getattr(self._reader, name)
 
+    def _decode(self, what: str, decode: Callable):
+        """``decode()``, with decord's errors and FFmpeg's complaints about
+        damaged data (which decord decodes anyway) named by file."""
+        with _stderr_lines() as lines:
+            try:
+                out = decode()
+            except Exception as err:
+                raise VideoReadError(
+                    f'{self.filename}: cannot {what} of {len(self._reader)}'
+                    '; the video is corrupt or truncated (decord: '
+                    f'{_first_line(err)})') from err
+        complaints = [line for line in lines if _FFMPEG_LINE.match(line)]
+        if complaints and self.decoder_errors != 'ignore':
+            DECODER_ERRORS[self.filename] += len(complaints)
+            message = (
+                f'{self.filename}: the decoder reported {len(complaints)} '
+                f'errors while asked to {what} '
+                f'({DECODER_ERRORS[self.filename]} so far for this video); '
+                f'the frames may be damaged. First: {complaints[0]}')
+            if self.decoder_errors == 'raise':
+                raise VideoReadError(message)
+            print_log(message, logger='current', level=logging.WARNING)
+        return out
+
     def get_batch(self, indices: Sequence[int]):
-        try:
-            return self._reader.get_batch(indices)
-        except Exception as err:
-            inds = np.asarray(indices).reshape(-1)
-            which = inds.tolist() if len(inds) <= 8 else \
-                f'{len(inds)} frames in [{inds.min()}, {inds.max()}]'
-            raise VideoReadError(
-                f'{self.filename}: cannot decode frames {which} of '
-                f'{len(self._reader)}; the video is corrupt or truncated '
-                f'(decord: {_first_line(err)})') from err
+        inds = np.asarray(indices).reshape(-1)
+        which = inds.tolist() if len(inds) <= 8 else \
+            f'{len(inds)} frames in [{inds.min()}, {inds.max()}]'
+        return self._decode(f'decode frames {which}',
+                            lambda: self._reader.get_batch(indices))
 
     def seek(self, pos: int) -> None:
-        try:
-            self._reader.seek(pos)
-        except Exception as err:
-            raise VideoReadError(
-                f'{self.filename}: cannot seek to frame {pos} of '
-                f'{len(self._reader)} (decord: {_first_line(err)})') from err
+        self._decode(f'seek to frame {pos}', lambda: self._reader.seek(pos))
 
     def next(self):
-        try:
-            return self._reader.next()
-        except Exception as err:
-            raise VideoReadError(
-                f'{self.filename}: cannot decode the next frame (decord: '
-                f'{_first_line(err)})') from err
+        return self._decode('decode the next frame', self._reader.next)
 
 
 @TRANSFORMS.register_module()
@@ -90,6 +144,12 @@ class HalluDecordInit(DecordInit):
     file and the frames too: the reader put in ``video_reader`` wraps
     decord's.
 
+    Damaged data that FFmpeg still decodes (flipped bytes in a frame)
+    gives damaged frames and only FFmpeg's own lines on stderr. Those lines
+    are counted per video (:data:`DECODER_ERRORS`) and, by default, each
+    decode that produced any logs a warning naming the file, the frames
+    and the running count.
+
     Required keys: ``filename``.
 
     Added keys: ``video_reader``, ``total_frames``, ``avg_fps``.
@@ -97,8 +157,18 @@ class HalluDecordInit(DecordInit):
     Args:
         io_backend (str): As mmaction2's ``DecordInit``.
         num_threads (int): Decoding threads.
+        decoder_errors (str): ``'warn'`` (default), ``'raise'`` (a
+            :class:`VideoReadError`, which ``skip_unreadable`` can skip)
+            or ``'ignore'``.
         kwargs (dict): Arguments of the file client.
     """
+
+    def __init__(self, decoder_errors: str = 'warn', **kwargs) -> None:
+        if decoder_errors not in ('warn', 'raise', 'ignore'):
+            raise ValueError(f"decoder_errors must be 'warn', 'raise' or "
+                             f"'ignore', got {decoder_errors!r}")
+        super().__init__(**kwargs)
+        self.decoder_errors = decoder_errors
 
     def _get_video_reader(self, filename: str) -> _NamedVideoReader:
         # As DecordInit: a name without an extension means an mp4.
@@ -127,7 +197,7 @@ class HalluDecordInit(DecordInit):
                 f'{_first_line(err)}') from err
         if len(reader) < 1:
             raise VideoReadError(f'{filename}: the video has no frames')
-        return _NamedVideoReader(reader, filename)
+        return _NamedVideoReader(reader, filename, self.decoder_errors)
 
     def transform(self, results: Dict) -> Dict:
         reader = self._get_video_reader(results['filename'])
