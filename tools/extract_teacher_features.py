@@ -37,6 +37,7 @@ from mmengine.config import Config, DictAction
 from mmengine.dist import get_dist_info, init_dist
 
 import hallucinet_plugin  # noqa: F401
+from hallucinet_plugin.engine import apply_hallucination
 from hallucinet_plugin.feature_bank.extraction import extract_teacher_features
 from hallucinet_plugin.feature_bank.store import DTYPES
 from hallucinet_plugin.utils import use_safe_checkpoint_loaders
@@ -99,6 +100,8 @@ def main(argv=None) -> None:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    # A model.hallucination section: the online config the bank is for.
+    apply_hallucination(cfg, switch_bank=False)
     apply_unlabelled_args(cfg, args)
     if args.launcher != 'none':
         if torch.cuda.is_available():

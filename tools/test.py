@@ -18,6 +18,7 @@ from cli_args import build_runner, common_args, work_dir_of
 from mmengine.config import Config
 
 import hallucinet_plugin  # noqa: F401
+from hallucinet_plugin.engine import apply_hallucination
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -36,6 +37,9 @@ def build_config(args: argparse.Namespace) -> Config:
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    # Only the student runs at test time: the section makes the model, no
+    # bank is read.
+    apply_hallucination(cfg, switch_bank=False)
     cfg.launcher = args.launcher
     cfg.work_dir = work_dir_of(cfg, args)
     if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:

@@ -25,6 +25,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import hallucinet_plugin  # noqa: F401
+from hallucinet_plugin.engine import apply_hallucination
 from hallucinet_plugin.feature_bank import (
     check_teacher_bank,
     use_teacher_bank,
@@ -79,6 +80,9 @@ def build_config(args: argparse.Namespace) -> Config:
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    # A model.hallucination section on a stock recipe (and a teacher_bank
+    # key), as HalluciNetRunner applies it under mmaction2's own tools.
+    apply_hallucination(cfg)
     if args.teacher_bank is not None:
         # Refuse a store of another teacher, view or sampling before the
         # switch drops the teacher from the config; the dumped config in

@@ -72,7 +72,7 @@ teacher_bank_view = [
     dict(type='CenterCrop', crop_size=224),
 ]
 
-# Was fc_lr5=True: the constructor gives 5x lr to the last nn.Linear in
-# module order, in HalluciNet not the classifier but a layer of the heads
-# registered after cls_head (hallucination head, frozen teacher).
-optim_wrapper = dict(paramwise_cfg=dict(fc_lr5=False))
+# The recipe's fc_lr5=True is kept: HalluciNet orders its modules so that
+# the classifier's fc_cls is the last nn.Linear, the one TSM's optimizer
+# constructor gives 5x (weight) and 10x (bias) learning rates
+# (tests/configs/test_recipe_inheritance.py checks which parameters get it).

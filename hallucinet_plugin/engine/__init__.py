@@ -1,12 +1,15 @@
 from .distributed import setup_cpu_distributed
+from .hallucination import apply_hallucination, resolve_config_path
 from .hooks import (
     FiniteLossHook,
     PretrainedStudentHook,
     ResumableRandomnessHook,
     WeightsOnlyCheckpointHook,
 )
+from .runner import HalluciNetRunner
 
 __all__ = [
-    'FiniteLossHook', 'PretrainedStudentHook', 'ResumableRandomnessHook',
-    'WeightsOnlyCheckpointHook', 'setup_cpu_distributed'
+    'FiniteLossHook', 'HalluciNetRunner', 'PretrainedStudentHook',
+    'ResumableRandomnessHook', 'WeightsOnlyCheckpointHook',
+    'apply_hallucination', 'resolve_config_path', 'setup_cpu_distributed'
 ]

@@ -34,8 +34,12 @@ from .store import (
 )
 
 _DETERMINISTIC = ('Resize', 'CenterCrop')
+# Random crops become the centre crop of their output size (the view the
+# test pipelines use); flips are dropped.
 _RANDOM_TO_DETERMINISTIC = {
     'RandomCrop': lambda t: dict(type='CenterCrop', crop_size=t['size']),
+    'MultiScaleCrop': lambda t: dict(
+        type='CenterCrop', crop_size=t['input_size']),
     'Flip': lambda t: None,
 }
 
@@ -65,6 +69,23 @@ def _find(pipeline: Sequence[Dict], name: str, where: str) -> int:
             f'derive the bank settings, found {len(hits)} (extract with '
             'the online-teacher config the bank config derives from)')
     return hits[0]
+
+
+def refuse_frame_folders(dataset: Dict, where: str) -> None:
+    """The feature bank is built from videos: refuse a train dataset that
+    decodes frame folders (``RawFrameDecode``; its ``data_prefix`` may still
+    name a ``video`` key inherited from another recipe)."""
+    pipeline = innermost_dataset(dataset, where).get('pipeline', [])
+    types = [t.get('type') for t in pipeline]
+    prefix = innermost_dataset(dataset, where).get('data_prefix') or {}
+    if 'RawFrameDecode' in types or (prefix.get('img')
+                                     and not prefix.get('video')):
+        raise ValueError(
+            f'{where}: the train dataset reads frame folders '
+            '(RawFrameDecode); the teacher feature bank is built from '
+            'videos only. Train this config with its online teacher (no '
+            '--teacher-bank, no teacher_bank / hallucination.bank), or '
+            'convert the frames to videos')
 
 
 def _dataset_pipeline(dataset: Dict, where: str) -> List[Dict]:
@@ -112,6 +133,7 @@ def bank_settings(cfg: Union[PathLike, Config],
     teacher.pop('data_preprocessor', None)
 
     init_default_scope(cfg.get('default_scope', 'mmaction'))
+    refuse_frame_folders(cfg.train_dataloader.dataset, where)
     pipeline = _dataset_pipeline(cfg.train_dataloader.dataset, where)
     i_sampler = _find(pipeline, 'HalluSampleFrames', where)
     i_split = _find(pipeline, 'HalluSplitViews', where)
@@ -192,12 +214,7 @@ def _read_bank_in(dataset: Dict, store: str, where: str) -> None:
     the bank (see :func:`use_teacher_bank`), in place."""
     pipeline = dataset['pipeline']
     prefix = dataset.get('data_prefix') or {}
-    if prefix.get('img') and not prefix.get('video'):
-        raise ValueError(
-            f'{where}: the train dataset reads frame folders '
-            '(data_prefix.img); the feature bank is built from videos '
-            '(data_prefix.video), so train this config with its online '
-            'teacher')
+    refuse_frame_folders(dataset, where)
     if any(t['type'] == 'LoadFlowClips' for t in pipeline):
         raise ValueError(
             f'{where}: the teacher reads optical flow (LoadFlowClips), and '
@@ -249,6 +266,8 @@ def check_teacher_bank(cfg: Config, store: str) -> Dict:
         ``teacher_ckpt_sha256`` or why it was not compared).
     """
     where = cfg.filename or 'config'
+    for dataset in pipeline_datasets(cfg.train_dataloader.dataset):
+        refuse_frame_folders(dataset, where)
     if not osp.isdir(store):
         raise FileNotFoundError(
             f'teacher feature bank not found: {store}; build it with '

@@ -151,3 +151,13 @@ def test_mmaction_scope_does_not_resolve_yet(tmp_path):
     config.write_text(f"_base_ = 'mmaction::{recipe}'\n")
     with pytest.raises((ImportError, AttributeError)):
         Config.fromfile(str(config), import_custom_modules=False)
+
+
+def test_tsm_keeps_the_recipes_fc_lr5():
+    """The README says TSM's fc_lr5 boosts the classifier: the config keeps
+    the recipe's True (HalluciNet's last Linear is cls_head.fc_cls, see
+    tests/models/recognizers/test_hallucinet.py)."""
+    cfg = Config.fromfile(
+        osp.join(REPO, SHORT[0]), import_custom_modules=False)
+    assert 'tsm' in SHORT[0]
+    assert cfg.optim_wrapper.paramwise_cfg.fc_lr5 is True

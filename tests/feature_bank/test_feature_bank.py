@@ -251,9 +251,14 @@ def test_settings_view_made_deterministic(setup):
         dict(type='Resize', scale=[-1, 40]),
         dict(type='CenterCrop', crop_size=28)
     ]
+    # MultiScaleCrop (TSN/TSM recipes): the centre crop of its size.
     pipeline[4] = dict(type='MultiScaleCrop', input_size=28)
     cfg.train_dataloader.dataset.pipeline = pipeline
-    with pytest.raises(ValueError, match='MultiScaleCrop.*teacher_bank_view'):
+    assert bank_settings(cfg)['view']['transforms'][1] == dict(
+        type='CenterCrop', crop_size=28)
+    pipeline[4] = dict(type='ColorJitter')
+    cfg.train_dataloader.dataset.pipeline = pipeline
+    with pytest.raises(ValueError, match='ColorJitter.*teacher_bank_view'):
         bank_settings(cfg)
     cfg.teacher_bank_view = [dict(type='CenterCrop', crop_size=30)]
     assert bank_settings(cfg)['view']['transforms'] == [

@@ -12,6 +12,7 @@ from ...utils.checkpoint import load_checkpoint_into
 from ..teachers import FrozenTeacher
 from ..teachers.frozen_teacher import drop_teacher_state, fill_teacher_state
 from ..utils import reduce_to_vector
+from .channels import HALLUCINATION_NOT_APPLIED, check_channels
 from .labelled_rows import (
     labelled_head_loss,
     labelled_samples,
@@ -100,6 +101,9 @@ class HalluciNet(Recognizer2D):
         max_missing_teacher_keys (int): Teacher checkpoint keys (outside the
             teacher's classifier) allowed to be missing before loading
             fails.
+        hallucination (dict, optional): The config section that
+            ``HalluciNetRunner`` turns into the arguments above; reaching
+            the model unapplied is an error saying so.
         train_cfg, test_cfg, data_preprocessor: As in
             :class:`Recognizer2D`; use :class:`HalluciNetDataPreprocessor`
             for the two views.
@@ -124,7 +128,10 @@ class HalluciNet(Recognizer2D):
                  max_missing_teacher_keys: int = 0,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
-                 data_preprocessor: OptConfigType = None) -> None:
+                 data_preprocessor: OptConfigType = None,
+                 hallucination: Optional[dict] = None) -> None:
+        if hallucination is not None:
+            raise ValueError(HALLUCINATION_NOT_APPLIED)
         if fusion not in FUSIONS:
             raise ValueError(f'fusion must be one of {FUSIONS}, got '
                              f'{fusion!r}')
@@ -161,7 +168,6 @@ class HalluciNet(Recognizer2D):
         if hallu_cls_head is not None:
             self.hallu_cls_head = MODELS.build(hallu_cls_head)
         self.late_fusion_weights = tuple(late_fusion_weights)
-        self._check_channels()
         self.appearance_ckpt = appearance_ckpt
         self.freeze_appearance = freeze_appearance
         if freeze_appearance:
@@ -175,6 +181,7 @@ class HalluciNet(Recognizer2D):
                                          max_missing_teacher_keys)
             self._register_state_dict_hook(drop_teacher_state)
             self.register_load_state_dict_pre_hook(fill_teacher_state)
+        check_channels(self)
         # mmaction2's TSMOptimWrapperConstructor (fc_lr5) takes the last
         # Linear module for the classifier: keep the teacher first and the
         # classifier last.
@@ -185,47 +192,6 @@ class HalluciNet(Recognizer2D):
         self.__dict__['_modules'] = {k: self._modules[k] for k in order}
 
     # ----------------------------------------------------------- building
-    def _student_channels(self) -> Optional[int]:
-        """Student feature size per segment, when known before a forward."""
-        if self.backbone_from == 'timm':
-            channels = getattr(self.backbone, 'head_hidden_size',
-                               None) or self.backbone.num_features
-        else:
-            channels = getattr(self.backbone, 'feat_dim', None)
-        return channels and channels * self.frames_per_segment
-
-    def _check_channels(self) -> None:
-        student = self._student_channels()
-        head = self.hallu_head
-        if head is not None and student is not None \
-                and head.in_channels != student:
-            raise ValueError(
-                f'hallu_head.in_channels={head.in_channels} but the student '
-                f'gives {student} features per segment '
-                f'({self.frames_per_segment} frame(s))')
-        if not self.with_cls_head or not hasattr(self.cls_head,
-                                                 'in_channels'):
-            return
-        if head is None:
-            expected = student
-        elif self.fusion == 'concat':
-            expected = head.in_channels + head.out_channels
-        elif self.fusion == 'direct':
-            expected = head.out_channels
-        else:
-            expected = head.in_channels
-        hallu_cls = self.hallu_cls_head
-        if hallu_cls is not None and hasattr(hallu_cls, 'in_channels') \
-                and hallu_cls.in_channels != head.out_channels:
-            raise ValueError(
-                f'hallu_cls_head.in_channels={hallu_cls.in_channels} but the '
-                f'hallucinated stream has {head.out_channels} features')
-        if expected is not None and self.cls_head.in_channels != expected:
-            raise ValueError(
-                f'cls_head.in_channels={self.cls_head.in_channels} but '
-                f"fusion='{self.fusion}' gives the classifier {expected} "
-                'features per segment')
-
     def _appearance_params(self):
         for module in (self.backbone, self.cls_head):
             yield from module.parameters()

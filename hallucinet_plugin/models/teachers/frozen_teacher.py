@@ -1,4 +1,5 @@
 import copy
+import logging
 import os.path as osp
 from typing import Dict, Optional, Union
 
@@ -6,6 +7,7 @@ import torch
 import torch.nn as nn
 from mmaction.registry import MODELS
 from mmengine.config import Config
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
 from ...typing import ConfigType
@@ -80,6 +82,13 @@ class FrozenTeacher(BaseModule):
         self.pool = pool
         if checkpoint is not None:
             self.load(checkpoint, max_missing_keys)
+        else:
+            print_log(
+                'FrozenTeacher: no teacher checkpoint (teacher_ckpt is '
+                'None), so the hallucination targets are the features of '
+                'an untrained network: meaningless except in smoke tests',
+                logger='current',
+                level=logging.WARNING)
         for param in self.model.parameters():
             param.requires_grad = False
         self.model.eval()
@@ -100,6 +109,23 @@ class FrozenTeacher(BaseModule):
             optional=_UNUSED_TEACHER_PREFIXES,
             max_missing=max_missing,
             allow_unexpected=True)
+
+    def probe_width(self, clip_len: int = 16, size: int = 64
+                    ) -> Optional[int]:
+        """The width of :meth:`forward`'s output, from one zero clip; None
+        when the teacher does not take such a clip (fixed input sizes)."""
+        convs = [
+            m for m in self.model.modules()
+            if isinstance(m, (nn.Conv3d, nn.Conv2d))
+        ]
+        channels = convs[0].in_channels if convs else 3
+        clip = torch.zeros(1, 1, channels, clip_len, size, size)
+        try:
+            return int(self(clip).shape[-1])
+        except Exception as err:  # a probe: the first batch checks again
+            print_log(f'FrozenTeacher: width not probed ({err})',
+                      logger='current', level=logging.DEBUG)
+            return None
 
     def train(self, mode: bool = True) -> 'FrozenTeacher':
         """Whatever ``mode``, the teacher stays in eval mode."""

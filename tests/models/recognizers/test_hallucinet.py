@@ -295,10 +295,11 @@ def test_teacher_dim_mismatch_is_clear():
     cfg = hallucinet_cfg()
     cfg['hallu_head']['out_channels'] = 32
     cfg['cls_head']['in_channels'] = 512 + 32
-    model = build(cfg)
-    batch = model.data_preprocessor(make_batch(), True)
-    with pytest.raises(ValueError, match=r'out_channels \(32\)'):
-        model(**batch, mode='loss')
+    # Caught when the model is built (a probe clip through the teacher),
+    # not at the first iteration.
+    with pytest.raises(ValueError, match=r'hallu_head.out_channels=32 but '
+                       r'the teacher gives 64 features per clip'):
+        build(cfg)
 
 
 def test_without_hallucination_is_recognizer2d():
@@ -373,6 +374,8 @@ def test_teacher_ckpt_errors(tmp_path):
         MODELS.build(hallucinet_cfg(teacher_ckpt=str(ckpt)))
     wider = hallucinet_cfg()
     wider['teacher']['backbone']['base_channels'] = 16
+    wider['hallu_head']['out_channels'] = 128
+    wider['cls_head']['in_channels'] = 512 + 128
     ckpt = tmp_path / 'wider.pth'
     torch.save(dict(state_dict=build(wider).teacher.model.state_dict()), ckpt)
     with pytest.raises(ValueError, match='other shapes'):

@@ -1,0 +1,66 @@
+"""HalluciNet's feature widths, checked when the model is built: the
+student's, the hallucination head's, the teacher's and the classifiers'."""
+from typing import Optional
+
+HALLUCINATION_NOT_APPLIED = (
+    'model.hallucination is a section for HalluciNetRunner: add '
+    "runner_type = 'HalluciNetRunner' to the config (mmaction2's own "
+    'tools/train.py and tools/test.py then apply it), or train with the '
+    "plugin's tools/train.py. Built without it, the recipe would train "
+    'without hallucination.')
+
+
+def student_channels(model) -> Optional[int]:
+    """Student feature size per segment, when known before a forward."""
+    if model.backbone_from == 'timm':
+        channels = getattr(model.backbone, 'head_hidden_size',
+                           None) or model.backbone.num_features
+    else:
+        channels = getattr(model.backbone, 'feat_dim', None)
+    return channels and channels * model.frames_per_segment
+
+
+def check_channels(model) -> None:
+    """Raise naming the key when two widths of ``model`` (a
+    :class:`HalluciNet`) disagree: student vs ``hallu_head.in_channels``,
+    the teacher's output vs ``hallu_head.out_channels`` (a probe clip
+    through the frozen teacher), and what the fusion gives vs the
+    classifiers' ``in_channels``."""
+    student = student_channels(model)
+    head = model.hallu_head
+    if head is not None and student is not None \
+            and head.in_channels != student:
+        raise ValueError(
+            f'hallu_head.in_channels={head.in_channels} but the student '
+            f'gives {student} features per segment '
+            f'({model.frames_per_segment} frame(s))')
+    teacher = getattr(model, 'teacher', None)
+    if head is not None and teacher is not None:
+        width = teacher.probe_width()
+        if width is not None and width != head.out_channels:
+            raise ValueError(
+                f'hallu_head.out_channels={head.out_channels} but the '
+                f'teacher gives {width} features per clip (layer '
+                f'{teacher.layer or "the backbone output"})')
+    if not model.with_cls_head or not hasattr(model.cls_head,
+                                              'in_channels'):
+        return
+    if head is None:
+        expected = student
+    elif model.fusion == 'concat':
+        expected = head.in_channels + head.out_channels
+    elif model.fusion == 'direct':
+        expected = head.out_channels
+    else:
+        expected = head.in_channels
+    hallu_cls = model.hallu_cls_head
+    if hallu_cls is not None and hasattr(hallu_cls, 'in_channels') \
+            and hallu_cls.in_channels != head.out_channels:
+        raise ValueError(
+            f'hallu_cls_head.in_channels={hallu_cls.in_channels} but the '
+            f'hallucinated stream has {head.out_channels} features')
+    if expected is not None and model.cls_head.in_channels != expected:
+        raise ValueError(
+            f'cls_head.in_channels={model.cls_head.in_channels} but '
+            f"fusion='{model.fusion}' gives the classifier {expected} "
+            'features per segment')
