@@ -93,5 +93,6 @@ def build_runner(cfg: Config, args: argparse.Namespace) -> Runner:
     use_safe_checkpoint_loaders()
     setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg)
-    runner.register_hook(WeightsOnlyCheckpointHook())
+    if not any(isinstance(h, WeightsOnlyCheckpointHook) for h in runner.hooks):
+        runner.register_hook(WeightsOnlyCheckpointHook())
     return runner

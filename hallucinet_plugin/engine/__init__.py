@@ -1,7 +1,8 @@
 from .distributed import setup_cpu_distributed
-from .hallucination import apply_hallucination, resolve_config_path
+from .hallucination import apply_hallucination
 from .hooks import (
     FiniteLossHook,
+    HallucinationHook,
     PretrainedStudentHook,
     ResumableRandomnessHook,
     WeightsOnlyCheckpointHook,
@@ -9,7 +10,8 @@ from .hooks import (
 from .runner import HalluciNetRunner
 
 __all__ = [
-    'FiniteLossHook', 'HalluciNetRunner', 'PretrainedStudentHook',
-    'ResumableRandomnessHook', 'WeightsOnlyCheckpointHook',
-    'apply_hallucination', 'resolve_config_path', 'setup_cpu_distributed'
+    'FiniteLossHook', 'HalluciNetRunner', 'HallucinationHook',
+    'PretrainedStudentHook', 'ResumableRandomnessHook',
+    'WeightsOnlyCheckpointHook', 'apply_hallucination',
+    'setup_cpu_distributed'
 ]

@@ -1,7 +1,8 @@
 """Hallucination added to mmaction2's own packaged recipes by a child
-config of a few lines, trained one step the way mmaction2's
-``tools/train.py`` builds its runner (``RUNNERS.build(cfg)`` when the config
-sets ``runner_type``), online and from the feature bank.
+config of a few lines, trained one step the way mmaction2 1.1.0's
+``tools/train.py`` builds its runner (``Runner.from_cfg(cfg)``; 1.2's builds
+``RUNNERS.build(cfg)`` when ``runner_type`` is set, also tested), online and
+from the feature bank.
 
 Only data paths, one iteration and ``pretrained=None`` (no network here) are
 set from outside the child config.
@@ -17,6 +18,7 @@ import torch
 from mmaction.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import RUNNERS, init_default_scope
+from mmengine.runner import Runner
 
 import hallucinet_plugin  # noqa: F401
 from hallucinet_plugin.engine.hallucination import apply_hallucination
@@ -52,7 +54,7 @@ STOCK = {
 CHILD = """\
 _base_ = '{recipe}'
 custom_imports = dict(imports=['hallucinet_plugin'])
-runner_type = 'HalluciNetRunner'
+custom_hooks = [dict(type='HallucinationHook')]
 model = dict(
     type='HalluciNet',
     hallucination=dict(
@@ -138,13 +140,17 @@ def data_options(setup, name: str, work_dir: str) -> dict:
     }
 
 
-def mmaction_train(config: str, options: dict):
+def mmaction_train(config: str, options: dict, runner_type: bool = False):
     """What mmaction2's tools/train.py does with a config and
-    ``--cfg-options``, then one epoch (one iteration) of training."""
+    ``--cfg-options`` (1.1.0: ``Runner.from_cfg``; 1.2 with
+    ``runner_type``: ``RUNNERS.build``), then one epoch (one iteration)."""
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(options)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else None
-    assert runner is not None
+    if runner_type:
+        cfg.runner_type = 'HalluciNetRunner'
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
     runner.train()
     return runner
 
@@ -171,11 +177,27 @@ def test_child_config_trains_online(setup, tmp_path, name):
         teacher_norm.mean)
     losses = runner.message_hub.get_scalar('train/loss_hallu').data[0]
     assert len(losses) == 1 and np.isfinite(losses).all()
-    # The dumped config is the completed one (no section left).
-    dumped = Config.fromfile(
-        osp.join(runner.work_dir, osp.basename(config)))
+    # HallucinationHook is a WeightsOnlyCheckpointHook: torch's default
+    # (weights_only) loading reads the checkpoint mmaction2's tools wrote.
+    checkpoint = torch.load(osp.join(str(tmp_path), 'epoch_1.pth'))
+    assert checkpoint['meta']['iter'] == 1
+
+
+def test_runner_type_applies_the_section_up_front(setup, tmp_path):
+    """mmaction2 >= 1.2's tools build ``RUNNERS.build(cfg)`` for
+    ``runner_type='HalluciNetRunner'``: the dumped config is the completed
+    one, and the hook has nothing left to do."""
+    config = child_config(setup, 'tsm')
+    runner = mmaction_train(config, data_options(setup, 'tsm', str(tmp_path)),
+                            runner_type=True)
+    assert type(runner).__name__ == 'HalluciNetRunner'
+    dumped = Config.fromfile(osp.join(runner.work_dir, osp.basename(config)))
     assert 'hallucination' not in dumped.model
     assert dumped.model.type == 'HalluciNet'
+    assert dumped.model.hallu_head.out_channels == 64
+    types = [t['type'] for t in dumped.train_dataloader.dataset.pipeline]
+    assert types[0:3] == ['DecordInit', 'HalluSampleFrames', 'DecordDecode']
+    assert types.index('HalluSplitViews') == types.index('FormatShape') - 1
 
 
 @pytest.fixture(scope='module')
@@ -203,13 +225,22 @@ def test_bank_from_mmaction_tools_with_cfg_options(setup, tsn_bank,
     path: checked against the config, then trained from."""
     config, store = tsn_bank
     options = dict(data_options(setup, 'tsn', str(tmp_path)),
-                   teacher_bank=store)
+                   **{'model.hallucination.bank': store})
     runner = mmaction_train(config, options)
     assert runner.model.teacher is None
-    assert runner.cfg.teacher_bank_check['store'] == store
-    assert 'teacher_ckpt_sha256' in runner.cfg.teacher_bank_check['checked']
+    pipeline = runner.train_dataloader.dataset.pipeline.transforms
+    assert 'LoadTeacherFeatures' in [type(t).__name__ for t in pipeline]
     losses = runner.message_hub.get_scalar('train/loss_hallu').data[0]
     assert len(losses) == 1 and np.isfinite(losses).all()
+    # The top-level key of the plugin's tools is not silently ignored.
+    with pytest.raises(ValueError, match='model.hallucination.bank'):
+        mmaction_train(config, dict(data_options(setup, 'tsn', str(
+            tmp_path / 'top')), teacher_bank=store))
+    # With runner_type (mmaction2 >= 1.2) the top-level key works too.
+    runner = mmaction_train(config, dict(data_options(setup, 'tsn', str(
+        tmp_path / 'rt')), teacher_bank=store), runner_type=True)
+    assert runner.cfg.teacher_bank_check['store'] == store
+    assert 'teacher_ckpt_sha256' in runner.cfg.teacher_bank_check['checked']
     # The same store for another teacher checkpoint: refused, both named.
     other = osp.join(setup['root'], 'other_teacher.pth')
     torch.manual_seed(1)
@@ -218,12 +249,14 @@ def test_bank_from_mmaction_tools_with_cfg_options(setup, tsn_bank,
     torch.save(dict(state_dict=teacher.state_dict()), other)
     with pytest.raises(ValueError, match='teacher_ckpt_sha256'):
         mmaction_train(config, dict(options, **{
-            'model.hallucination.teacher_ckpt': other}))
+            'model.hallucination.teacher_ckpt': other,
+            'work_dir': str(tmp_path / 'other')}))
 
 
 def test_frame_folders_with_the_bank_are_refused(setup, tmp_path):
-    config = child_config(setup, 'trn', teacher_bank='/nonexistent.lmdb')
-    options = data_options(setup, 'trn', str(tmp_path))
+    config = child_config(setup, 'trn')
+    options = dict(data_options(setup, 'trn', str(tmp_path)),
+                   **{'model.hallucination.bank': '/nonexistent.lmdb'})
     with pytest.raises(ValueError, match=r'frame folders.*online teacher'):
         mmaction_train(config, options)
 
@@ -262,16 +295,14 @@ def test_wrong_teacher_width_is_caught_when_built(setup):
         MODELS.build(cfg.model)
 
 
-def test_section_without_the_runner_is_an_error(setup, tmp_path):
-    """Forgetting ``runner_type``: mmaction2's default Runner would build
-    the recipe; HalluciNet refuses the section instead of training it
-    without hallucination."""
+def test_section_without_the_hook_is_an_error(setup, tmp_path):
+    """Forgetting the hook under mmaction2's tools: the first iteration
+    stops, naming it, instead of training without hallucination."""
     cfg = Config.fromfile(child_config(setup, 'tsn'))
     cfg.merge_from_dict(data_options(setup, 'tsn', str(tmp_path)))
-    cfg.pop('runner_type')
-    from mmengine.runner import Runner
-    with pytest.raises(ValueError, match="runner_type = 'HalluciNetRunner'"):
-        Runner.from_cfg(cfg)
+    cfg.custom_hooks = []
+    with pytest.raises(KeyError, match="type='HallucinationHook'"):
+        Runner.from_cfg(cfg).train()
 
 
 def test_plugin_tools_take_the_child_config(setup, tsn_bank, tmp_path):

@@ -2,13 +2,6 @@
 student's, the hallucination head's, the teacher's and the classifiers'."""
 from typing import Optional
 
-HALLUCINATION_NOT_APPLIED = (
-    'model.hallucination is a section for HalluciNetRunner: add '
-    "runner_type = 'HalluciNetRunner' to the config (mmaction2's own "
-    'tools/train.py and tools/test.py then apply it), or train with the '
-    "plugin's tools/train.py. Built without it, the recipe would train "
-    'without hallucination.')
-
 
 def student_channels(model) -> Optional[int]:
     """Student feature size per segment, when known before a forward."""

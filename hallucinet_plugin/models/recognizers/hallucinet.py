@@ -12,7 +12,8 @@ from ...utils.checkpoint import load_checkpoint_into
 from ..teachers import FrozenTeacher
 from ..teachers.frozen_teacher import drop_teacher_state, fill_teacher_state
 from ..utils import reduce_to_vector
-from .channels import HALLUCINATION_NOT_APPLIED, check_channels
+from .channels import check_channels
+from .hallucination_section import apply_section
 from .labelled_rows import (
     labelled_head_loss,
     labelled_samples,
@@ -20,6 +21,8 @@ from .labelled_rows import (
 )
 
 FUSIONS = ('concat', 'direct', 'none', 'late')
+_SECTION_ARGS = ('backbone', 'cls_head', 'data_preprocessor', 'teacher',
+                 'teacher_ckpt', 'hallu_head', 'fusion')
 
 
 @MODELS.register_module()
@@ -101,9 +104,11 @@ class HalluciNet(Recognizer2D):
         max_missing_teacher_keys (int): Teacher checkpoint keys (outside the
             teacher's classifier) allowed to be missing before loading
             fails.
-        hallucination (dict, optional): The config section that
-            ``HalluciNetRunner`` turns into the arguments above; reaching
-            the model unapplied is an error saying so.
+        hallucination (dict, optional): The ``model.hallucination`` section
+            of a stock recipe: the teacher, heads, widths and normalisation
+            are derived from it and the recipe's arguments
+            (:func:`~.hallucination_section.apply_section`); the train
+            pipeline needs ``HallucinationHook`` or the plugin's tools.
         train_cfg, test_cfg, data_preprocessor: As in
             :class:`Recognizer2D`; use :class:`HalluciNetDataPreprocessor`
             for the two views.
@@ -131,7 +136,17 @@ class HalluciNet(Recognizer2D):
                  data_preprocessor: OptConfigType = None,
                  hallucination: Optional[dict] = None) -> None:
         if hallucination is not None:
-            raise ValueError(HALLUCINATION_NOT_APPLIED)
+            # A stock recipe's model and its section, built by a Runner that
+            # got the raw config (HallucinationHook edits the pipeline).
+            args = apply_section(
+                dict(backbone=backbone, cls_head=cls_head, neck=neck,
+                     data_preprocessor=data_preprocessor), hallucination)
+            backbone, cls_head, data_preprocessor, teacher, teacher_ckpt, \
+                hallu_head, fusion = (args[k] for k in _SECTION_ARGS)
+            teacher_layer = args.get('teacher_layer', teacher_layer)
+            teacher_pool = args.get('teacher_pool', teacher_pool)
+            if hallucination.get('bank'):  # the targets come from the store
+                teacher = teacher_ckpt = None
         if fusion not in FUSIONS:
             raise ValueError(f'fusion must be one of {FUSIONS}, got '
                              f'{fusion!r}')
@@ -293,8 +308,10 @@ class HalluciNet(Recognizer2D):
         if 'teacher_imgs' not in inputs:
             raise KeyError('training HalluciNet needs teacher_imgs (online '
                            'teacher) or teacher_feats (feature bank) in the '
-                           "inputs: check the pipeline's PackActionInputs "
-                           'collect_keys')
+                           'inputs. A config with model.hallucination needs '
+                           "custom_hooks=[dict(type='HallucinationHook')] "
+                           "under mmaction2's tools; otherwise check the "
+                           "pipeline's PackActionInputs collect_keys")
         if self.teacher is None:
             raise RuntimeError('no teacher configured: set model.teacher, or '
                                'train from a feature bank (teacher_feats)')
