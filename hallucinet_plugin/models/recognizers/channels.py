@@ -1,6 +1,10 @@
-"""HalluciNet's feature widths, checked when the model is built: the
-student's, the hallucination head's, the teacher's and the classifiers'."""
+"""What HalluciNet checks when it is built: the feature widths (student,
+hallucination head, teacher, classifiers) and the teacher view's
+normalisation."""
+import logging
 from typing import Optional
+
+from mmengine.logging import print_log
 
 
 def student_channels(model) -> Optional[int]:
@@ -57,3 +61,24 @@ def check_channels(model) -> None:
             f'cls_head.in_channels={model.cls_head.in_channels} but '
             f"fusion='{model.fusion}' gives the classifier {expected} "
             'features per segment')
+
+
+def check_teacher_view(model) -> None:
+    """Warn when ``model`` has an online teacher whose view is not
+    normalised: ``data_preprocessor.teacher`` without mean and std feeds
+    the teacher raw 0-255 pixels, right only for a teacher trained so."""
+    teacher = getattr(model, 'teacher', None)
+    view = getattr(model.data_preprocessor, 'teacher', None)
+    if teacher is None or getattr(view, '_enable_normalize', True):
+        return
+    declared = getattr(teacher.model, 'declared_norm', None)
+    hint = (f' (the teacher config says mean={declared["mean"]}, '
+            f'std={declared["std"]})') if declared and len(declared) == 2 \
+        else ''
+    print_log(
+        'HalluciNet: the teacher view is not normalised: '
+        'data_preprocessor.teacher has no mean/std, so the frozen teacher '
+        'sees raw 0-255 pixels. Set data_preprocessor.teacher=dict(mean=..., '
+        f'std=...) to the values it was trained with{hint}',
+        logger='current',
+        level=logging.WARNING)

@@ -12,7 +12,7 @@ from ...utils.checkpoint import load_checkpoint_into
 from ..teachers import FrozenTeacher
 from ..teachers.frozen_teacher import drop_teacher_state, fill_teacher_state
 from ..utils import reduce_to_vector
-from .channels import check_channels
+from .channels import check_channels, check_teacher_view
 from .hallucination_section import apply_section
 from .labelled_rows import (
     labelled_head_loss,
@@ -197,6 +197,7 @@ class HalluciNet(Recognizer2D):
             self._register_state_dict_hook(drop_teacher_state)
             self.register_load_state_dict_pre_hook(fill_teacher_state)
         check_channels(self)
+        check_teacher_view(self)
         # mmaction2's TSMOptimWrapperConstructor (fc_lr5) takes the last
         # Linear module for the classifier: keep the teacher first and the
         # classifier last.

@@ -37,9 +37,15 @@ def build_teacher(teacher: Union[str, ConfigType]) -> nn.Module:
         teacher = Config.fromfile(teacher)['model']
     teacher = copy.deepcopy(dict(teacher))
     # A recognizer's own data preprocessor is not used: the teacher view is
-    # normalised by HalluciNetDataPreprocessor.
-    teacher.pop('data_preprocessor', None)
-    return MODELS.build(teacher)
+    # normalised by HalluciNetDataPreprocessor (its values are kept, for
+    # HalluciNet's check of that view).
+    own = teacher.pop('data_preprocessor', None)
+    model = MODELS.build(teacher)
+    model.declared_norm = {
+        k: list(own[k])
+        for k in ('mean', 'std') if own and own.get(k) is not None
+    }
+    return model
 
 
 # A BaseModule: without a checkpoint, the Runner's ``init_weights`` still

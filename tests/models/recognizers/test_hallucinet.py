@@ -662,3 +662,43 @@ def test_batch_without_labelled_samples_still_trains():
                for p in model.hallu_head.parameters())
     assert any(torch.count_nonzero(p.grad) > 0
                for p in model.backbone.parameters())
+
+
+def _warnings_while(build_fn):
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    messages = []
+
+    class Records(logging.Handler):
+
+        def emit(self, record):
+            if record.levelno >= logging.WARNING:
+                messages.append(record.getMessage())
+
+    logger = MMLogger.get_current_instance()
+    handler = Records()
+    logger.addHandler(handler)
+    try:
+        build_fn()
+    finally:
+        logger.removeHandler(handler)
+    return messages
+
+
+def test_unnormalised_teacher_view_and_missing_checkpoint_warn():
+    """A hand-written config whose data_preprocessor has no teacher
+    normalisation feeds the teacher raw pixels: a warning quotes the
+    teacher config's own values. No teacher_ckpt: a warning too."""
+    cfg = hallucinet_cfg()
+    cfg['teacher']['data_preprocessor'] = dict(
+        type='ActionDataPreprocessor', mean=[1., 2., 3.], std=[4., 5., 6.])
+    cfg['data_preprocessor'].pop('teacher')
+    messages = _warnings_while(lambda: build(cfg))
+    raw = [m for m in messages if 'teacher view is not normalised' in m]
+    assert len(raw) == 1 and 'mean=[1.0, 2.0, 3.0], std=[4.0, 5.0, 6.0]' \
+        in raw[0]
+    assert any('no teacher checkpoint' in m for m in messages)
+    messages = _warnings_while(lambda: build(hallucinet_cfg()))
+    assert not [m for m in messages if 'not normalised' in m]
