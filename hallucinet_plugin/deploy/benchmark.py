@@ -44,6 +44,8 @@ from .spec import (
 # name -> configs (relative to the repository) and input sizes where the
 # configs' pipelines do not fix them. Weights are random (no download, no
 # checkpoint); the teacher's checkpoint is loaded only if it exists.
+EFFICIENT_STUDENTS = ('mobilenetv3-large-100', 'mobilenetv3-small-100',
+                      'efficientnet-b0', 'resnet18', 'convnext-atto')
 PRESETS = {
     'paper':
     dict(
@@ -68,6 +70,31 @@ PRESETS = {
         teacher_shape=None,
         description='the demo pair: resnet10t students (vanilla, fused, '
         'direct, 2f), tiny ResNet3d teacher, sizes from their pipelines'),
+    # Efficient timm students that deployers pick for CPUs and phones
+    # (MobileNetV3 large/small, EfficientNet-B0: the mobile standards;
+    # ResNet-18: the classic small CNN; ConvNeXt-atto: a modern small CNN),
+    # each with its vanilla twin, against the paper's teacher.
+    'efficient':
+    dict(
+        configs=[
+            f'configs/efficient/hallucinet_{s}_resnext101_adam-30e_'
+            'ucf101-static.py' for s in EFFICIENT_STUDENTS
+        ],
+        student_size=None,
+        teacher_shape=None,
+        description='efficient timm students (MobileNetV3-L/S, '
+        'EfficientNet-B0, ResNet-18, ConvNeXt-atto) at the paper\'s 227x227 '
+        'against the 3D-ResNeXt-101 teacher at 16x112x112'),
+    'efficient-mobile':
+    dict(
+        configs=[
+            f'configs/efficient/hallucinet_{s}_resnext101_adam-30e_'
+            'ucf101-static.py' for s in EFFICIENT_STUDENTS
+        ],
+        student_size=(160, 160),
+        teacher_shape=None,
+        description='the efficient students at a mobile 160x160 against the '
+        '3D-ResNeXt-101 teacher at 16x112x112'),
 }
 
 
@@ -344,6 +371,8 @@ def _measure_onnx(job, module, one, many, device, warmup, repeats,
 def _ratio_row(row: Dict, ref: Dict, relation: str) -> Dict:
     keys = ('params_m', 'gflops', 'latency_ms', 'batch_ms_per_sample',
             'peak_mem_batch_mb')
+    if 'onnx_latency_ms' in row and 'onnx_latency_ms' in ref:
+        keys += ('onnx_latency_ms', )  # onnxruntime, batch 1 (--onnx)
     return dict(
         name=row['name'],
         reference=ref['name'],

@@ -103,6 +103,11 @@ def format_report(result: Dict) -> str:
         ]
         paired_keys = ('paired_latency', 'paired_latency_iqr',
                        'paired_latency_best')
+        if any('onnx_latency_ms' in r
+               for r in (res['student_teacher'] or []) +
+               (res['hallucinet_vanilla'] or [])):
+            paired_header = paired_header + ['ORT latency b1']
+            paired_keys = paired_keys + ('onnx_latency_ms', )
         if res['student_teacher']:
             out += ['', '### Student / teacher', '']
             out.append('Paired: batch-1 latency ratio timed interleaved '

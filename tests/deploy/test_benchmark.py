@@ -119,8 +119,9 @@ def test_benchmark_tool(tmp_path):
                 ['tiny_hallucinet', 'tiny_hallucinet [vanilla twin]']]
     for text, names in zip(ratio_tables, expected):
         header, ratio_rows = markdown_table(text, 'model | reference')
-        assert header[-3:] == ['paired latency b1', 'paired IQR',
-                               'paired best']
+        # With --onnx, the onnxruntime batch-1 latency ratio too.
+        assert header[-4:] == ['paired latency b1', 'paired IQR',
+                               'paired best', 'ORT latency b1']
         assert len(ratio_rows) == 1 and ratio_rows[0][:2] == names
         assert all(cell and cell != 'n/a' for cell in ratio_rows[0])
 
@@ -239,3 +240,35 @@ def test_teacher_named_by_depth_and_blocks():
              backbone=dict(type='ResNet3d', depth=18,
                            stage_blocks=(1, 1, 1, 1)))) == \
         'ResNet3d-18 (blocks 1-1-1-1)'
+
+
+@pytest.mark.parametrize('preset, size', [('efficient', (227, 227)),
+                                          ('efficient-mobile', (160, 160))])
+def test_efficient_presets_plan(preset, size):
+    """Five timm students, each with its vanilla twin, one shared paper
+    teacher at 16x112x112."""
+    info = preset_configs(preset, REPO)
+    jobs = plan_jobs(_named(preset), info['student_size'],
+                     info['teacher_shape'])
+    roles = [job.role for job in jobs]
+    assert roles.count('student') == 5 and roles.count('vanilla twin') == 5
+    teachers = [job for job in jobs if job.role == 'teacher']
+    assert len(teachers) == 1 and teachers[0].name == 'teacher ResNeXt3D-101'
+    assert teachers[0].shape == (1, 3, 16, 112, 112)
+    for job in jobs:
+        if job.role != 'teacher':
+            assert job.shape == (3, *size), job.name
+
+
+@pytest.mark.parametrize('path', preset_configs('efficient', REPO)['configs'])
+def test_efficient_student_widths(path):
+    """Each config's student_dim is its timm model's pre-logit width (the
+    build checks hallu_head.in_channels against the built student)."""
+    from mmaction.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmaction')
+    cfg = load_config(path)
+    model = dict(cfg.model, teacher=None, teacher_ckpt=None)
+    model['backbone'] = dict(model['backbone'], pretrained=False)
+    built = MODELS.build(model)
+    assert built.hallu_head.in_channels == cfg.student_dim

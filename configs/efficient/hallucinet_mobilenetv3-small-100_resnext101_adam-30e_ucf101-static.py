@@ -1,0 +1,13 @@
+# HalluciNet on UCF-static (the paper's set-up) with an efficient timm
+# student, mobilenetv3_small_100, in place of VGG11-bn: the same 3D-ResNeXt-101
+# teacher, head, lambda and schedule. For the deployment comparison of
+# `python tools/benchmark.py --preset efficient` (README, "Cost").
+# The student's features are timm's pooled pre-logits (1024-d).
+_base_ = ['../hallucinet_vgg11-bn_resnext101_adam-30e_ucf101-static.py']
+
+student_dim = 1024
+model = dict(
+    backbone=dict(
+        type='timm.mobilenetv3_small_100', pretrained=True, _delete_=True),
+    hallu_head=dict(in_channels=student_dim),
+    cls_head=dict(in_channels=student_dim + 2048))
