@@ -18,6 +18,7 @@ import functools
 import glob
 import math
 import os.path as osp
+from typing import Optional
 
 import pytest
 import torch
@@ -26,6 +27,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmengine.utils import import_modules_from_strings
+from torch import nn
 
 from hallucinet_plugin.deploy.deploy_model import DeployModel, build_student
 from hallucinet_plugin.deploy.frames import load_frames
@@ -161,17 +163,35 @@ def load(config: str, data: dict) -> Config:
     return cfg
 
 
-def sharpen_classifiers(model: torch.nn.Module) -> None:
+def sharpen_classifiers(model: torch.nn.Module,
+                        batch: Optional[dict] = None) -> None:
     """Classifier weights of std ``32 / sqrt(fan_in)``: confident, distinct
-    probabilities instead of the near-uniform ones of ``init_std=0.01``."""
+    probabilities instead of the near-uniform ones of ``init_std=0.01``.
+
+    With ``batch``, the std is divided by the root mean square of each
+    classifier's input on that batch (measured first): features of random
+    backbones differ in scale by orders of magnitude (EfficientNet-B0's
+    are small), so only this gives every student distinct probabilities.
+    """
+    layers = []
     for name in ('cls_head', 'hallu_cls_head'):
         head = getattr(model, name, None)
-        if head is None:
-            continue
+        if head is not None:
+            layers += [m for m in head.modules() if isinstance(m, nn.Linear)]
+    scale = {layer: 1.0 for layer in layers}
+    if batch is not None:
+        def measure(layer, args):
+            scale[layer] = 1 / max(args[0].pow(2).mean().sqrt().item(), 1e-6)
+
+        hooks = [layer.register_forward_pre_hook(measure) for layer in layers]
         with torch.no_grad():
-            for param in head.parameters():
-                if param.dim() == 2:
-                    param.normal_(0, 32 / math.sqrt(param.shape[1]))
+            model.test_step(batch)
+        for hook in hooks:
+            hook.remove()
+    with torch.no_grad():
+        for layer in layers:
+            fan_in = layer.weight.shape[1]
+            layer.weight.normal_(0, 32 / math.sqrt(fan_in) * scale[layer])
 
 
 def first_video(cfg: Config) -> str:
@@ -189,8 +209,8 @@ def test_predict_deploy_onnx_agree(config, config_data, tmp_path):
     torch.manual_seed(0)
     cfg = load(config, config_data)
     model = build_student(cfg)
-    sharpen_classifiers(model)
     batch = next(iter(Runner.build_dataloader(cfg.test_dataloader, seed=0)))
+    sharpen_classifiers(model, batch)
 
     # (a) tools/test.py: the test loop's test_step -> predict.
     with torch.no_grad():

@@ -102,6 +102,13 @@ class _NamedVideoReader:
                     f'{self.filename}: cannot {what} of {len(self._reader)}'
                     '; the video is corrupt or truncated (decord: '
                     f'{_first_line(err)})') from err
+        self._report(what, lines)
+        return out
+
+    def _report(self, what: str, lines: List[str]) -> None:
+        """Count FFmpeg's lines among ``lines`` (written while asked to
+        ``what``) for this video; warn or raise as ``decoder_errors``
+        says."""
         complaints = [line for line in lines if _FFMPEG_LINE.match(line)]
         if complaints and self.decoder_errors != 'ignore':
             DECODER_ERRORS[self.filename] += len(complaints)
@@ -113,7 +120,6 @@ class _NamedVideoReader:
             if self.decoder_errors == 'raise':
                 raise VideoReadError(message)
             print_log(message, logger='current', level=logging.WARNING)
-        return out
 
     def get_batch(self, indices: Sequence[int]):
         inds = np.asarray(indices).reshape(-1)
@@ -146,9 +152,11 @@ class HalluDecordInit(DecordInit):
 
     Damaged data that FFmpeg still decodes (flipped bytes in a frame)
     gives damaged frames and only FFmpeg's own lines on stderr. Those lines
-    are counted per video (:data:`DECODER_ERRORS`) and, by default, each
-    decode that produced any logs a warning naming the file, the frames
-    and the running count.
+    are counted per video (:data:`DECODER_ERRORS`) while the video opens
+    and during each decode, and, by default, each that produced any logs a
+    warning naming the file, the frames and the running count. The count is
+    a lower bound: lines decord's decoding thread writes between two calls
+    are printed, not counted.
 
     Required keys: ``filename``.
 
@@ -187,17 +195,22 @@ class HalluDecordInit(DecordInit):
                                  f'({err})') from err
         if len(data) == 0:
             raise VideoReadError(f'{filename}: empty file (0 bytes)')
-        try:
-            reader = decord.VideoReader(
-                io.BytesIO(data), num_threads=self.num_threads)
-        except Exception as err:
-            raise VideoReadError(
-                f'{filename}: not a readable video ({len(data)} bytes; '
-                'truncated, corrupt, or not a video file). decord: '
-                f'{_first_line(err)}') from err
+        # decord starts decoding while it opens the video: FFmpeg's lines
+        # from then count too.
+        with _stderr_lines() as lines:
+            try:
+                reader = decord.VideoReader(
+                    io.BytesIO(data), num_threads=self.num_threads)
+            except Exception as err:
+                raise VideoReadError(
+                    f'{filename}: not a readable video ({len(data)} bytes; '
+                    'truncated, corrupt, or not a video file). decord: '
+                    f'{_first_line(err)}') from err
         if len(reader) < 1:
             raise VideoReadError(f'{filename}: the video has no frames')
-        return _NamedVideoReader(reader, filename, self.decoder_errors)
+        named = _NamedVideoReader(reader, filename, self.decoder_errors)
+        named._report('open the video', lines)
+        return named
 
     def transform(self, results: Dict) -> Dict:
         reader = self._get_video_reader(results['filename'])
