@@ -6,7 +6,13 @@ from .bank_benchmark import (
     format_bank_report,
     training_speed,
 )
-from .benchmark import PRESETS, benchmark, plan_jobs, preset_configs
+from .benchmark import (
+    PRESETS,
+    benchmark,
+    plan_jobs,
+    preset_configs,
+    reference_cost,
+)
 from .benchmark_report import format_report, write_report
 from .cost import (
     count_flops,
@@ -29,7 +35,7 @@ from .spec import student_input_spec, teacher_input_spec
 
 __all__ = [
     'bank_benchmark', 'format_bank_report', 'DeployModel', 'PRESETS',
-    'Predictor', 'TeacherDeployModel', 'benchmark',
+    'Predictor', 'TeacherDeployModel', 'benchmark', 'reference_cost',
     'build_deploy_model', 'build_student', 'count_flops',
     'count_parameters', 'export_onnx', 'extraction_speed', 'format_report',
     'inference', 'load_frames', 'load_label_map', 'measure_latency',

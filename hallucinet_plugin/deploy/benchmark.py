@@ -25,6 +25,7 @@ from .cost import (
     measure_latency,
     measure_latency_ratio,
     measure_peak_memory,
+    summarize_cost,
     tensor_bytes,
 )
 from .deploy_model import (
@@ -95,6 +96,18 @@ PRESETS = {
         teacher_shape=None,
         description='the efficient students at a mobile 160x160 against the '
         '3D-ResNeXt-101 teacher at 16x112x112'),
+    # The demo's student design priced where the paper runs: its tiny
+    # teacher (trained in 2 minutes) is cheaper than the student itself.
+    'demo-reference':
+    dict(
+        configs=[
+            'configs/efficient/hallucinet_resnet10t_resnext101_adam-30e_'
+            'ucf101-static.py'
+        ],
+        student_size=None,
+        teacher_shape=None,
+        description='the demo\'s student (resnet10t, HalluciNet) at the '
+        'paper\'s 227x227 against the 3D-ResNeXt-101 teacher at 16x112x112'),
 }
 
 
@@ -464,6 +477,50 @@ def benchmark(configs: Sequence[Union[str, Tuple[str, Config]]],
             student_teacher=student_teacher,
             hallucinet_vanilla=hallu_vanilla)
     return result
+
+
+def reference_cost(preset: str,
+                   root: str,
+                   warmup: int = 2,
+                   repeats: int = 5,
+                   log: Callable = print) -> Dict:
+    """Batch-1 CPU cost of a preset's first student and its teacher, with
+    random weights: the reference rows of the demo's table.
+
+    Args:
+        preset (str): A key of :data:`PRESETS` whose first config has a
+            teacher (``'demo-reference'``).
+        root (str): As :func:`preset_configs`.
+        warmup, repeats (int): Calls before / timed at batch 1, each.
+
+    Returns:
+        dict: ``student`` and ``teacher`` (``name``, ``input``,
+        ``params_m``, ``gflops``, ``median_ms`` ...) and ``paired_latency``,
+        the interleaved student/teacher latency ratio.
+    """
+    spec = preset_configs(preset, root)
+    config = spec['configs'][0]
+    name = osp.splitext(osp.basename(config))[0]
+    jobs = plan_jobs([(name, load_config(config))], spec['student_size'],
+                     spec['teacher_shape'])
+    student = next(j for j in jobs if j.role == 'student')
+    teacher = next(j for j in jobs if j.key == student.info['teacher'])
+    out = {}
+    for role, job in (('student', student), ('teacher', teacher)):
+        log(f'[reference] {job.name}: cost at batch 1')
+        torch.manual_seed(0)
+        module = job.build().eval()
+        one = _pixels(1, job.shape, torch.device('cpu'))
+        with torch.no_grad():
+            out[role] = summarize_cost(
+                job.name, module, module, [one], warmup=warmup,
+                repeats=repeats)
+        out[role]['input'] = 'x'.join(str(v) for v in job.shape)
+        del module
+        _free(torch.device('cpu'))
+    with torch.no_grad():
+        out.update(_paired(student, teacher, 'cpu', warmup, repeats, log))
+    return out
 
 
 def _paired(job: Job, ref_job: Job, device: str, warmup: int, repeats: int,

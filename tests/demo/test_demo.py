@@ -71,6 +71,16 @@ def test_quick_demo_end_to_end(tmp_path):
             models[name]['top1']['mean'] - models[base]['top1']['mean'])
         assert diff['low'] <= diff['diff'] <= diff['high']
     assert 'difference (95% CI)' in proc.stdout
+    # The demo's student design priced against the paper's teacher (random
+    # weights), beside the demo's own tiny teacher.
+    reference = results['cost']['reference']
+    assert reference['teacher']['input'] == '1x3x16x112x112'
+    assert reference['student']['input'] == '3x227x227'
+    assert reference['teacher']['gflops'] > 5 * reference['student']['gflops']
+    assert 0 < reference['paired_latency'] < 1
+    assert "reference, cost only: paper's 3D-ResNeXt-101 teacher" \
+        in proc.stdout
+    assert '--preset demo-reference' in proc.stdout
     # The unlabelled row: the teacher's videos in every batch, from the
     # bank (tools/train.py --teacher-bank), read without their labels; the
     # classification loss on the labelled videos only. The training run's

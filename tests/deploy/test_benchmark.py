@@ -260,7 +260,9 @@ def test_efficient_presets_plan(preset, size):
             assert job.shape == (3, *size), job.name
 
 
-@pytest.mark.parametrize('path', preset_configs('efficient', REPO)['configs'])
+@pytest.mark.parametrize(
+    'path', preset_configs('efficient', REPO)['configs'] +
+    preset_configs('demo-reference', REPO)['configs'])
 def test_efficient_student_widths(path):
     """Each config's student_dim is its timm model's pre-logit width (the
     build checks hallu_head.in_channels against the built student)."""
