@@ -613,7 +613,7 @@ def reference_note(reference: Dict, teacher: Dict, cost: Dict) -> str:
                  if n not in ('teacher', 'reference')), {})
     return (
         "- Cost: the demo's teacher is sized to train in 2 minutes "
-        f"({teacher.get('gflops', 0):.3f} GFLOPs, no more than its student's "
+        f"({teacher.get('gflops', 0):.3f} GFLOPs against its student's "
         f"{demo.get('gflops', 0):.3f}), so the demo pair does not show the "
         "saving. The reference rows (random weights, measured in this run) "
         "price the same student design where the paper runs it: at "

@@ -14,6 +14,12 @@ Examples::
     python tools/benchmark.py --training VANILLA_CONFIG HALLUCINET_CONFIG \
         --teacher-bank work_dirs/demo/teacher_bank.lmdb \
         --teacher-ckpt work_dirs/demo/teacher/teacher.pth
+    # the same for configs whose data is not here (the paper's VGG11-bn and
+    # 3D-ResNeXt-101): 24 generated 240x240 videos, random teacher weights
+    python tools/benchmark.py --training \
+        configs/vanilla_vgg11-bn_adam-30e_ucf101-static.py \
+        configs/hallucinet_vgg11-bn_resnext101_adam-30e_ucf101-static.py \
+        --generated 24
 
 Writes ``benchmark.md`` and ``benchmark.json`` to ``--out`` and prints the
 Markdown. See ``hallucinet_plugin/deploy/cost.py`` for what is measured
@@ -130,6 +136,25 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='with --training: the HALLUCINET config\'s teacher checkpoint '
         '(overrides model.teacher_ckpt)')
     parser.add_argument(
+        '--generated',
+        type=int,
+        metavar='N',
+        help='with --training: train on N generated videos instead of the '
+        "configs' data, with a random-weight teacher checkpoint when the "
+        "config's does not exist, and extract the bank first (no "
+        'download; for configs whose data is not here, e.g. the paper\'s)')
+    parser.add_argument(
+        '--generated-size',
+        type=int,
+        default=240,
+        help='with --generated: frame height and width (default 240, '
+        "UCF101's height)")
+    parser.add_argument(
+        '--generated-frames',
+        type=int,
+        default=32,
+        help='with --generated: frames per video')
+    parser.add_argument(
         '--iters',
         type=int,
         default=30,
@@ -147,8 +172,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.training:
         if args.configs or args.preset:
             parser.error('--training takes its two configs itself')
-        if not args.teacher_bank:
-            parser.error('--training needs --teacher-bank')
+        if not args.teacher_bank and not args.generated:
+            parser.error('--training needs --teacher-bank (or --generated)')
+        if args.teacher_bank and args.generated:
+            parser.error('--generated extracts its own bank: leave out '
+                         '--teacher-bank')
+    elif args.generated:
+        parser.error('--generated goes with --training')
     elif bool(args.configs) == bool(args.preset):
         parser.error('give config files or --preset, not both or neither')
     return args
@@ -166,15 +196,31 @@ def main_training(args: argparse.Namespace) -> dict:
         configs.append(cfg)
     if args.teacher_ckpt:
         configs[1].model.teacher_ckpt = args.teacher_ckpt
+    out = args.out or osp.join('work_dirs', 'benchmark', 'training')
+    store, generated = args.teacher_bank, None
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    if args.generated:
+        from demo.bank_benchmark_data import prepare_generated
+        *configs, store, generated = prepare_generated(
+            *configs,
+            work_dir=osp.join(out, 'generated'),
+            num_videos=args.generated,
+            num_frames=args.generated_frames,
+            size=args.generated_size,
+            log=log)
     result = bank_benchmark(
         *configs,
-        store=args.teacher_bank,
+        store=store,
         iters=args.iters,
         rounds=args.rounds,
         extraction=not args.no_extraction,
-        log=lambda msg: print(msg, file=sys.stderr, flush=True))
+        log=log)
+    if generated:
+        result['generated'] = generated
     report = format_bank_report(result)
-    out = args.out or osp.join('work_dirs', 'benchmark', 'training')
     os.makedirs(out, exist_ok=True)
     with open(osp.join(out, 'training.md'), 'w') as f:
         f.write(report + '\n')

@@ -178,6 +178,7 @@ def bank_benchmark(vanilla: Config,
         warmup (int): Untimed iterations first.
         rounds (int): Measurements per model, interleaved, every other
             round in reverse order; their mean time per iteration counts.
+            Extraction is measured as many times, after the training.
         extraction (bool): Also measure extraction against the bare
             teacher forward.
         log (Callable): Progress messages.
@@ -186,8 +187,10 @@ def bank_benchmark(vanilla: Config,
         dict: ``training`` (per model, as :func:`training_speed`, over
         all rounds, plus each round's ``rounds`` iterations/s) and
         ``ratios`` (``bank/vanilla``, ``online/vanilla``, ``bank/online``
-        iterations per second), and ``extraction`` (see
-        :func:`extraction_speed`) when asked for.
+        iterations per second), ``ratio_rounds`` (each ratio within each
+        round), and ``extraction`` (see :func:`extraction_speed`; rates
+        averaged over rounds, each round's ratio in ``rounds``) when asked
+        for.
     """
     bank = use_teacher_bank(copy.deepcopy(online), store)
     configs = {
@@ -216,19 +219,40 @@ def bank_benchmark(vanilla: Config,
             iters=sum(r['iters'] for r in rows),
             rounds=[r['iters_per_s'] for r in rows])
     rate = {k: v['iters_per_s'] for k, v in training.items()}
+    pairs = (('feature bank', 'vanilla'), ('online teacher', 'vanilla'),
+             ('feature bank', 'online teacher'))
     result = dict(
         training=training,
-        ratios={
-            'feature bank / vanilla': rate['feature bank'] / rate['vanilla'],
-            'online teacher / vanilla':
-            rate['online teacher'] / rate['vanilla'],
-            'feature bank / online teacher':
-            rate['feature bank'] / rate['online teacher'],
+        ratios={f'{a} / {b}': rate[a] / rate[b]
+                for a, b in pairs},
+        # The same ratio within each round: its spread is the noise.
+        ratio_rounds={
+            f'{a} / {b}': [
+                x / y for x, y in zip(training[a]['rounds'],
+                                      training[b]['rounds'])
+            ]
+            for a, b in pairs
         })
     if extraction:
-        log('extraction speed: extract_teacher_features vs bare forward')
-        result['extraction'] = extraction_speed(online)
+        passes = []
+        for r in range(rounds):
+            log(f'extraction speed, round {r + 1}/{rounds}: '
+                'extract_teacher_features vs bare forward')
+            passes.append(extraction_speed(online))
+        ext = dict(passes[0])
+        for key in ('extract_clips_per_s', 'forward_clips_per_s'):
+            ext[key] = sum(p[key] for p in passes) / len(passes)
+        ext['ratio'] = ext['extract_clips_per_s'] / ext['forward_clips_per_s']
+        ext['rounds'] = [p['ratio'] for p in passes]
+        result['extraction'] = ext
     return result
+
+
+def _spread(values) -> str:
+    values = list(values or [])
+    if len(values) < 2:
+        return '-'
+    return f'{min(values):.2f}-{max(values):.2f}'
 
 
 def format_bank_report(result: Dict) -> str:
@@ -240,8 +264,11 @@ def format_bank_report(result: Dict) -> str:
             [[name, f"{row['iters_per_s']:.2f}", f"{row['s_per_iter']:.3f}",
               f"{row['data_s_per_iter']:.3f}"]
              for name, row in result['training'].items()]),
-        markdown_table(['ratio (iterations/s)', 'value'],
-                       [[k, f'{v:.2f}'] for k, v in result['ratios'].items()])
+        markdown_table(
+            ['ratio (iterations/s)', 'value', 'rounds (min-max)'],
+            [[k, f'{v:.2f}',
+              _spread(result.get('ratio_rounds', {}).get(k))]
+             for k, v in result['ratios'].items()])
     ]
     ext = result.get('extraction')
     if ext:
@@ -252,6 +279,7 @@ def format_bank_report(result: Dict) -> str:
                  f"{ext['extract_clips_per_s']:.1f}"],
                 [f"bare teacher forward (batch {ext['batch']})",
                  f"{ext['forward_clips_per_s']:.1f}"],
-                ['ratio', f"{ext['ratio']:.2f}"],
+                ['ratio', f"{ext['ratio']:.2f} (rounds: "
+                 f"{_spread(ext.get('rounds'))})"],
             ]))
     return '\n\n'.join(tables)

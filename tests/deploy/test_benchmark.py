@@ -274,3 +274,42 @@ def test_efficient_student_widths(path):
     model['backbone'] = dict(model['backbone'], pretrained=False)
     built = MODELS.build(model)
     assert built.hallu_head.in_channels == cfg.student_dim
+
+
+@pytest.mark.slow
+def test_training_benchmark_on_generated_videos(tmp_path):
+    """``--training --generated``: configs whose data and teacher checkpoint
+    are not here (the demo's, outside a demo run) are measured on generated
+    videos with a random-weight teacher checkpoint and a freshly extracted
+    bank; both ratios come with their round-to-round spread."""
+    demo = osp.join(REPO, 'configs', 'demo')
+    vanilla = osp.join(demo, 'vanilla_resnet10t_adam-10e_demo.py')
+    online = osp.join(demo, 'hallucinet_resnet10t_r3d-tiny_adam-10e_demo.py')
+    assert not osp.exists(load_config(online).model.teacher_ckpt)
+    out = tmp_path / 'training'
+    options = ['train_dataloader.num_workers=0',
+               'train_dataloader.persistent_workers=False',
+               'train_dataloader.batch_size=2']
+    proc = run_tool('tools/benchmark.py', '--training', vanilla, online,
+                    '--generated', '3', '--generated-size', '64',
+                    '--generated-frames', '20', '--iters', '2', '--rounds',
+                    '2', '--out', str(out), '--cfg-options', *options)
+    result = json.loads((out / 'training.json').read_text())
+    made = result['generated']
+    assert made['random'] and made['videos'] == 3
+    assert osp.isfile(made['teacher_ckpt'])
+    assert len(list((out / 'generated' / 'data' / 'videos').rglob('*.mp4'))) \
+        == 3 + 1 + 1  # train, plus one teacher_train and one val video
+    for name, rounds in result['ratio_rounds'].items():
+        assert len(rounds) == 2, name
+    ext = result['extraction']
+    # 20 frames, 16-frame windows every 4: windows at 0 and 4, per video.
+    assert ext['clips'] == 3 * 2 and ext['videos'] == 3
+    assert len(ext['rounds']) == 2
+    low = min(result['ratio_rounds']['feature bank / vanilla'])
+    assert f'| feature bank / vanilla | ' \
+        f"{result['ratios']['feature bank / vanilla']:.2f} | {low:.2f}-" \
+        in proc.stdout
+    # --generated only measures training.
+    assert '--generated goes with --training' in run_tool(
+        'tools/benchmark.py', '--generated', '3', online, check=False).stderr

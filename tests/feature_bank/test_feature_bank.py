@@ -763,14 +763,25 @@ def test_bank_benchmark(setup):
     assert ext['videos'] == len(stored)
     assert ext['ratio'] == pytest.approx(ext['extract_clips_per_s'] /
                                          ext['forward_clips_per_s'])
+    # Each ratio within each round (the spread shown), extraction twice.
+    rounds = result['ratio_rounds']['feature bank / vanilla']
+    assert rounds == pytest.approx([
+        b / v for b, v in zip(result['training']['feature bank']['rounds'],
+                              result['training']['vanilla']['rounds'])
+    ])
+    assert len(ext['rounds']) == 2
+    assert min(ext['rounds']) <= ext['ratio'] * 1.0001
     report = format_bank_report(result)
-    assert '| feature bank / vanilla |' in report
+    low, high = min(rounds), max(rounds)
+    assert f'| feature bank / vanilla | ' \
+        f"{result['ratios']['feature bank / vanilla']:.2f} | " \
+        f'{low:.2f}-{high:.2f} |' in report
     # Two interleaved rounds, the second in reverse order, then extraction.
     assert [m.split(': ')[1].split(' (')[0] for m in messages[:6]] == [
         'vanilla', 'online teacher', 'feature bank', 'feature bank',
         'online teacher', 'vanilla'
     ]
-    assert len(messages) == 7
+    assert len(messages) == 8
 
 
 def _sampler(cfg):
