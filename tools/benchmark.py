@@ -46,15 +46,12 @@ from hallucinet_plugin.deploy.bank_benchmark import (
     bank_benchmark,
     format_bank_report,
 )
-from hallucinet_plugin.deploy.benchmark import (
-    PRESETS,
-    benchmark,
-    preset_configs,
-)
+from hallucinet_plugin.deploy.benchmark import benchmark
 from hallucinet_plugin.deploy.benchmark_report import (
     format_report,
     write_report,
 )
+from hallucinet_plugin.deploy.presets import PRESETS, preset_configs
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -6,13 +6,7 @@ from .bank_benchmark import (
     format_bank_report,
     training_speed,
 )
-from .benchmark import (
-    PRESETS,
-    benchmark,
-    plan_jobs,
-    preset_configs,
-    reference_cost,
-)
+from .benchmark import benchmark, plan_jobs, reference_cost
 from .benchmark_report import format_report, write_report
 from .cost import (
     count_flops,
@@ -31,6 +25,7 @@ from .deploy_model import (
 from .frames import load_frames
 from .inference import Predictor, inference, load_label_map
 from .onnx_export import export_onnx, verify_export, verify_onnx
+from .presets import PRESETS, preset_configs
 from .spec import student_input_spec, teacher_input_spec
 
 __all__ = [

@@ -7,12 +7,13 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from hallucinet_plugin.deploy.benchmark import plan_jobs, preset_configs
+from hallucinet_plugin.deploy.benchmark import plan_jobs
 from hallucinet_plugin.deploy.cost import (
     count_flops,
     measure_latency_ratio,
     measure_peak_memory,
 )
+from hallucinet_plugin.deploy.presets import preset_configs
 from hallucinet_plugin.utils.config import load_config
 from tests.conftest import REPO, run_tool
 
