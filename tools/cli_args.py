@@ -5,6 +5,7 @@ import argparse
 import os
 import os.path as osp
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
@@ -96,3 +97,14 @@ def build_runner(cfg: Config, args: argparse.Namespace) -> Runner:
     if not any(isinstance(h, WeightsOnlyCheckpointHook) for h in runner.hooks):
         runner.register_hook(WeightsOnlyCheckpointHook())
     return runner
+
+
+def finish_distributed() -> None:
+    """Tear down the process group a ``torchrun`` launch set up, before the
+    interpreter exits: left to interpreter shutdown, gloo's threads can be
+    destroyed while still joinable, and the rank then dies with SIGABRT
+    ("terminate called without an active exception") after its work is
+    done."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()

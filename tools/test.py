@@ -14,7 +14,8 @@ from typing import List, Optional
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from cli_args import build_runner, common_args, work_dir_of
+from cli_args import (build_runner, common_args, finish_distributed,
+                      work_dir_of)
 from mmengine.config import Config
 
 import hallucinet_plugin  # noqa: F401
@@ -62,7 +63,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
     """``tools/test.py``: evaluate a checkpoint; returns the metrics."""
     args = parse_args(argv)
     runner = build_runner(build_config(args), args)
-    return runner.test()
+    metrics = runner.test()
+    finish_distributed()
+    return metrics
 
 if __name__ == '__main__':
     main()

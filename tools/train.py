@@ -19,6 +19,7 @@ from cli_args import (
     apply_unlabelled_args,
     build_runner,
     common_args,
+    finish_distributed,
     work_dir_of,
 )
 from mmengine.config import Config
@@ -125,6 +126,7 @@ def main(argv: Optional[List[str]] = None) -> Runner:
     args = parse_args(argv)
     runner = build_runner(build_config(args), args)
     runner.train()
+    finish_distributed()
     return runner
 
 
