@@ -33,6 +33,7 @@ The layout is exactly the release's (``MTL-AQA_dataset_release``,
         whole_videos/{event:02d}.mp4          # one video per event
         final_annotations_dict.pkl            # {(event, clip): {fields}}
         train_split_0.pkl, test_split_0.pkl   # [(event, clip), ...]
+        unlabelled_split_0.pkl                # [(event, clip), ...], optional
         teacher_clips/{index:05d}.mp4          # short clips, 3D pre-training
         teacher_{train,val}_list.txt           # 'index.mp4 label' lines
         meta.json                              # written last
@@ -40,7 +41,9 @@ The layout is exactly the release's (``MTL-AQA_dataset_release``,
 with the released fields ``primary_view``, ``start_frame``, ``end_frame``
 (inclusive, frames counted from 0), ``position``, ``difficulty``,
 ``armstand``, ``rotation_type``, ``ss_no``, ``tw_no`` and ``final_score``.
-Test events are apart from training events (their own backgrounds).
+Test events are apart from training events (their own backgrounds), and
+so are the optional unlabelled events, whose dives a student may use
+without their labels (``tools/train.py --unlabelled unlabelled_split_0.pkl``).
 
 ``teacher_clips`` stand in for the teacher's Kinetics pre-training: short
 clips of a sprite in flight, labelled by how it turns (``TEACHER_CLASSES``:
@@ -73,7 +76,7 @@ from demo.demo_data import (
 )
 
 # Bump whenever a change alters the generated pixels or annotations.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 # Class counts of the demo's properties (MTLAQADataset / DiveLSTMHead
 # ``properties``); names and ids as in MTL-AQA, fewer classes.
@@ -87,7 +90,10 @@ TEACHER_CLASSES = tuple(f'{sense}_{ss}ss' for sense in ('cw', 'ccw')
                         for ss in range(1, 5))
 
 ANNOTATION_FILE = 'final_annotations_dict.pkl'
-SPLIT_FILES = dict(train='train_split_0.pkl', test='test_split_0.pkl')
+SPLIT_FILES = dict(
+    train='train_split_0.pkl',
+    test='test_split_0.pkl',
+    unlabelled='unlabelled_split_0.pkl')
 VIDEO_DIR = 'whole_videos'
 TEACHER_DIR = 'teacher_clips'
 TEACHER_LISTS = dict(
@@ -425,6 +431,7 @@ def generate_dive_demo_dataset(out_dir: str,
                                seed: int = 0,
                                num_train_events: int = 16,
                                num_test_events: int = 8,
+                               num_unlabelled_events: int = 0,
                                dives_per_event: int = 4,
                                num_teacher_clips: int = 480,
                                teacher_clip_frames: int = 16,
@@ -447,6 +454,11 @@ def generate_dive_demo_dataset(out_dir: str,
             ``train_split_0.pkl``.
         num_test_events (int): Events whose dives form
             ``test_split_0.pkl``.
+        num_unlabelled_events (int): Further events whose dives form
+            ``unlabelled_split_0.pkl`` (written only when positive): dives
+            for the hallucination loss alone (``tools/train.py
+            --unlabelled``); they are annotated like the others, but
+            training never reads those labels.
         dives_per_event (int): Dives in each event video.
         num_teacher_clips (int): Clips for the teacher's pre-training, a
             sixth of them held out for validation (0 for none).
@@ -468,6 +480,7 @@ def generate_dive_demo_dataset(out_dir: str,
     for name, value, minimum in (
         ('seed', seed, 0), ('num_train_events', num_train_events, 1),
         ('num_test_events', num_test_events, 1),
+        ('num_unlabelled_events', num_unlabelled_events, 0),
         ('dives_per_event', dives_per_event, 1),
         ('num_teacher_clips', num_teacher_clips, 0),
         ('teacher_clip_frames', teacher_clip_frames, 1), ('size', size, 32),
@@ -475,7 +488,7 @@ def generate_dive_demo_dataset(out_dir: str,
         _check_positive(name, value, minimum)
     if size % 32:
         raise ValueError(f'size must be a multiple of 32, got {size}')
-    if num_train_events + num_test_events > 99:
+    if num_train_events + num_test_events + num_unlabelled_events > 99:
         raise ValueError('at most 99 events: MTL-AQA names event videos '
                          '{event:02d}.mp4')
     if teacher_clip_frames > _FLIGHT:
@@ -485,6 +498,7 @@ def generate_dive_demo_dataset(out_dir: str,
         seed=int(seed),
         num_train_events=int(num_train_events),
         num_test_events=int(num_test_events),
+        num_unlabelled_events=int(num_unlabelled_events),
         dives_per_event=int(dives_per_event),
         num_teacher_clips=int(num_teacher_clips),
         teacher_clip_frames=int(teacher_clip_frames),
@@ -515,15 +529,22 @@ def generate_dive_demo_dataset(out_dir: str,
     os.makedirs(osp.join(out_dir, VIDEO_DIR))
     os.makedirs(osp.join(out_dir, TEACHER_DIR))
 
-    events = list(range(1, num_train_events + num_test_events + 1))
+    events = list(
+        range(1,
+              num_train_events + num_test_events + num_unlabelled_events +
+              1))
     results = dict(
         run_tasks(_make_event,
                   [(out_dir, seed, e, dives_per_event, size, fps)
                    for e in events], workers))
     annotations, latents = {}, {}
     splits = dict(train=[], test=[])
+    if num_unlabelled_events:
+        splits['unlabelled'] = []
     for event in events:
-        split = 'train' if event <= num_train_events else 'test'
+        split = 'train' if event <= num_train_events else (
+            'test' if event <= num_train_events + num_test_events else
+            'unlabelled')
         for clip, dive in enumerate(results[event], start=1):
             annotations[(event, clip)] = dive['record']
             latents[f'{event:02d}_{clip:02d}'] = dive['latents']

@@ -348,14 +348,19 @@ class Demo:
             checkpoint=ckpt,
             streams=streams)
 
-    def train_students(self, teacher_ckpt: str) -> Dict[str, List[Dict]]:
-        """Every model and seed, ``--jobs`` at a time, with a progress
-        bar when they run side by side."""
+    def train_students(
+            self,
+            teacher_ckpt: str,
+            names: Optional[Sequence[str]] = None) -> Dict[str, List[Dict]]:
+        """Every model (``names``, by default ``--models``) and seed,
+        ``--jobs`` at a time, with a progress bar when they run side by
+        side."""
+        names = list(self.args.models if names is None else names)
         # parse_args put every model after the one it starts from, so a
         # run waits only on runs that were started before it.
         # The longest runs (those with unlabelled videos) first, so that
         # no long run is left alone at the end with a core idle.
-        models = sorted(self.args.models, key=lambda m: m not in UNLABELLED)
+        models = sorted(names, key=lambda m: m not in UNLABELLED)
         todo = [(name, seed) for name in models
                 for seed in range(self.args.seeds)]
         results: Dict = {}
@@ -381,8 +386,8 @@ class Demo:
                 result = train(job)
                 bar.update()
                 # After the bar's line, which ends without a newline.
-                print(f"\n  {job[0]} seed {job[1]}: top-1 "
-                      f"{result['top1']:.1f}%", flush=True)
+                print(f'\n  {job[0]} seed {job[1]}: '
+                      f'{self.result_line(result)}', flush=True)
                 return result
 
             with ThreadPoolExecutor(self.args.jobs) as pool:
@@ -395,8 +400,13 @@ class Demo:
                 results[(name, seed)].result()
                 for seed in range(self.args.seeds)
             ]
-            for name in self.args.models
+            for name in names
         }
+
+    @staticmethod
+    def result_line(result: Dict) -> str:
+        """A finished run's result, for the progress output."""
+        return f"top-1 {result['top1']:.1f}%"
 
     @staticmethod
     def _model_cfg(config: str) -> Dict:

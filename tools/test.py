@@ -14,8 +14,7 @@ from typing import List, Optional
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from cli_args import (build_runner, common_args, finish_distributed,
-                      work_dir_of)
+from cli_args import build_runner, common_args, finish_distributed, work_dir_of
 from mmengine.config import Config
 
 import hallucinet_plugin  # noqa: F401

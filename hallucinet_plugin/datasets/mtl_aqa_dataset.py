@@ -185,6 +185,12 @@ class MTLAQADataset(BaseActionDataset):
             (``frame_extractor.sh``).
         modality (str): Modality, as in mmaction's datasets.
         test_mode (bool): Whether the dataset is for testing.
+        unlabelled (bool): Dives nobody labelled, for the hallucination
+            loss alone (``tools/train.py --unlabelled``): only the key and
+            the window (``start_frame``, ``end_frame``) of each record are
+            read, never a property or the score, and every sample's
+            metainfo says ``labelled=False``, so that the recognizer leaves
+            it out of the classification and score losses.
         **kwargs: Passed to mmengine's ``BaseDataset`` (``data_root``,
             ``lazy_init``, ...).
     """
@@ -203,7 +209,16 @@ class MTLAQADataset(BaseActionDataset):
                  start_index: Optional[int] = None,
                  modality: str = 'RGB',
                  test_mode: bool = False,
+                 unlabelled: bool = False,
                  **kwargs) -> None:
+        if unlabelled and test_mode:
+            raise ValueError(
+                f'{ann_file}: unlabelled=True is for training (the '
+                'hallucination loss); a test set needs labels')
+        self.unlabelled = unlabelled
+        if unlabelled:
+            # Nothing but the window is read.
+            properties, with_score = None, False
         prefix_keys = {'video', 'img'} & set(data_prefix)
         if len(prefix_keys) != 1:
             raise ValueError(
@@ -264,6 +279,16 @@ class MTLAQADataset(BaseActionDataset):
         data_info['start_index'] = (
             self.start_index + data_info['start_frame'])
         return data_info
+
+    def prepare_data(self, idx: int) -> Any:
+        """The pipeline's sample; an unlabelled dive says so in its
+        metainfo (``labelled=False``)."""
+        data = super().prepare_data(idx)
+        samples = data.get('data_samples') if isinstance(data, dict) \
+            else None
+        if self.unlabelled and samples is not None:
+            samples.set_metainfo(dict(labelled=False))
+        return data
 
     def _load_release(self) -> List[Tuple[tuple, dict]]:
         """Read the released annotation dict and split list."""

@@ -43,6 +43,8 @@ def unlabelled_dataset(labelled: Dict,
         dict: A :class:`HalluVideoDataset` config with ``unlabelled=True``.
     """
     leaf = innermost_dataset(labelled, where)
+    if _type_name(leaf) == 'MTLAQADataset':
+        return unlabelled_dives(leaf, ann_file, data_prefix)
     prefix = dict(leaf.get('data_prefix') or {})
     if data_prefix is None:
         if not prefix.get('video'):
@@ -68,6 +70,51 @@ def unlabelled_dataset(labelled: Dict,
         pipeline=pipeline,
         unlabelled=True,
         ignore_labels=ignore_labels)
+
+
+def unlabelled_dives(labelled: Dict,
+                     ann_file: str,
+                     data_prefix: Optional[str] = None) -> Dict:
+    """The unlabelled counterpart of an :class:`MTLAQADataset` config.
+
+    Dives lie inside event videos, so an unlabelled dive is a window, not
+    a file: ``ann_file`` is either a split file (``.pkl``, a list of
+    ``(event, clip)`` keys) selecting dives of the labelled dataset's
+    annotation dict, or a ``.json`` / ``.csv`` table of records with
+    ``event``, ``clip``, ``start_frame`` and ``end_frame``. Either way no
+    property or score is read (``MTLAQADataset(unlabelled=True)``).
+
+    Args:
+        labelled (dict): The labelled ``MTLAQADataset`` config.
+        ann_file (str): Split file or record table of the unlabelled dives.
+        data_prefix (str, optional): Folder of their event videos; by
+            default the labelled dataset's.
+
+    Returns:
+        dict: The ``MTLAQADataset`` config with ``unlabelled=True``.
+    """
+    dataset = copy.deepcopy(dict(labelled))
+    ext = osp.splitext(ann_file)[1].lower()
+    if ext == '.pkl':
+        dataset['split_file'] = osp.abspath(ann_file)
+    elif ext in ('.json', '.csv'):
+        dataset.update(ann_file=osp.abspath(ann_file), split_file=None)
+    else:
+        raise ValueError(
+            f'{ann_file}: unlabelled dives are given by a split file '
+            '(.pkl, a list of (event, clip) keys of the annotation dict) or '
+            f'a .json/.csv table of records, not {ext!r}')
+    if data_prefix is not None:
+        key = 'img' if 'img' in (dataset.get('data_prefix') or {}) \
+            else 'video'
+        dataset['data_prefix'] = {key: data_prefix}
+    dataset.update(unlabelled=True, test_mode=False)
+    return dataset
+
+
+def _type_name(dataset: Dict) -> str:
+    kind = dataset.get('type', '')
+    return kind if isinstance(kind, str) else getattr(kind, '__name__', '')
 
 
 def use_unlabelled(cfg: Config,

@@ -406,3 +406,42 @@ def test_bad_json_and_csv_records(tmp_path):
 def test_default_properties_are_the_released_class_counts():
     assert MTL_AQA_PROPERTIES == dict(
         position=3, armstand=2, rotation_type=4, ss_no=10, tw_no=8)
+
+
+def test_unlabelled_dives_read_only_their_window(release, tmp_path):
+    """unlabelled=True reads the key and the window, never a property or
+    the score: values that a labelled read refuses pass, and every sample
+    says labelled=False."""
+    annos = copy.deepcopy(ANNOS)
+    annos[(2, 1)]['ss_no'] = 99  # outside the class count
+    del annos[(1, 2)]['final_score']
+    _dump(annos, release / 'final_annotations_dict.pkl')
+    pack = [
+        lambda results: dict(results, imgs=np.zeros((1, 4, 4, 3), np.uint8)),
+        dict(type='PackActionInputs',
+             meta_keys=('video_id', 'dive_labels', 'score'))
+    ]
+    with pytest.raises(ValueError, match='ss_no'):
+        _build(data_root=str(release), split_file='train_split_0.pkl',
+               pipeline=pack)
+    ds = _build(data_root=str(release), split_file='train_split_0.pkl',
+                pipeline=pack, unlabelled=True)
+    infos = [ds.get_data_info(i) for i in range(len(ds))]
+    assert [d['video_id'] for d in infos] == ['02_01', '01_02']
+    assert infos[0]['dive_labels'] == {}
+    assert 'score' not in infos[1]
+    sample = ds[0]['data_samples']
+    assert sample.metainfo['labelled'] is False
+    assert sample.metainfo['dive_labels'] == {}
+    assert 'score' not in sample.metainfo
+    # Records with nothing but the window (JSON).
+    path = tmp_path / 'unlabelled.json'
+    path.write_text(json.dumps([dict(event=1, clip=7, start_frame=0,
+                                     end_frame=9)]))
+    ds = _build(ann_file=str(path), unlabelled=True)
+    assert ds.get_data_info(0)['total_frames'] == 10
+    labelled = _build(data_root=str(release), split_file='test_split_0.pkl',
+                      pipeline=pack)
+    assert labelled[0]['data_samples'].metainfo.get('labelled', True)
+    with pytest.raises(ValueError, match='needs labels'):
+        _build(data_root=str(release), unlabelled=True, test_mode=True)

@@ -96,3 +96,34 @@ def test_refusals(tmp_path, unlabelled):
     with pytest.raises(ValueError, match='only configs with the '
                        'DefaultSampler'):
         use_unlabelled(cfg, unlabelled)
+
+
+DIVES = osp.join(REPO, 'configs/mtl_aqa/demo/hallucinet-lstm_resnet10t_'
+                 'r3d-tiny_1x16x6-adam-20e_dive-demo.py')
+
+
+def test_unlabelled_dives_are_windows_of_event_videos(tmp_path):
+    """For MTL-AQA-style data the switch adds an MTLAQADataset of the
+    unlabelled dives (a split of the annotation dict, or a record table),
+    not a video list."""
+    split = tmp_path / 'unlabelled_split_0.pkl'
+    split.write_bytes(b'')
+    cfg = use_unlabelled(Config.fromfile(DIVES), str(split), ratio=1)
+    labelled, extra = cfg.train_dataloader.dataset.datasets
+    assert labelled == Config.fromfile(DIVES).train_dataloader.dataset
+    assert extra.type == 'MTLAQADataset' and extra.unlabelled
+    assert extra.split_file == str(split)
+    assert extra.ann_file == labelled.ann_file
+    assert extra.pipeline == labelled.pipeline
+    assert extra.data_prefix == labelled.data_prefix
+    table = tmp_path / 'dives.json'
+    table.write_text('[]')
+    extra = use_unlabelled(
+        Config.fromfile(DIVES), str(table),
+        data_prefix='/data/events').train_dataloader.dataset.datasets[1]
+    assert (extra.ann_file, extra.split_file) == (str(table), None)
+    assert extra.data_prefix == dict(video='/data/events')
+    other = tmp_path / 'dives.txt'
+    other.write_text('a.mp4\n')
+    with pytest.raises(ValueError, match='split file'):
+        use_unlabelled(Config.fromfile(DIVES), str(other))

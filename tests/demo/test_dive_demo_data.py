@@ -29,6 +29,7 @@ from hallucinet_plugin.datasets.mtl_aqa_dataset import (
 SMALL = dict(
     num_train_events=2,
     num_test_events=1,
+    num_unlabelled_events=1,
     dives_per_event=2,
     num_teacher_clips=12,
     workers=1)
@@ -45,12 +46,15 @@ def test_released_layout_read_by_mtl_aqa_dataset(dataset):
     root, meta = dataset
     assert meta['generated'] and meta['properties'] == DIVE_PROPERTIES
     annos = load_plain_pickle(osp.join(root, ANNOTATION_FILE))
-    assert set(annos) == {(e, c) for e in (1, 2, 3) for c in (1, 2)}
+    assert set(annos) == {(e, c) for e in (1, 2, 3, 4) for c in (1, 2)}
     train = load_plain_pickle(osp.join(root, SPLIT_FILES['train']))
     test = load_plain_pickle(osp.join(root, SPLIT_FILES['test']))
-    # Test events apart from training events.
+    unlabelled = load_plain_pickle(osp.join(root, SPLIT_FILES['unlabelled']))
+    # Test and unlabelled events apart from training events.
     assert {k[0] for k in train} == {1, 2} and {k[0] for k in test} == {3}
-    for split, keys in (('train', train), ('test', test)):
+    assert unlabelled == [(4, 1), (4, 2)]
+    for split, keys in (('train', train), ('test', test),
+                        ('unlabelled', unlabelled)):
         ds = MTLAQADataset(
             osp.join(root, ANNOTATION_FILE),
             pipeline=[],
@@ -66,7 +70,7 @@ def test_released_layout_read_by_mtl_aqa_dataset(dataset):
             abs=0.01)
         assert rec['difficulty'] == difficulty(rec)
     # Dives of one event do not overlap and lie inside its video.
-    for event in (1, 2, 3):
+    for event in (1, 2, 3, 4):
         dives = sorted(
             (r['start_frame'], r['end_frame'])
             for (e, _), r in annos.items() if e == event)

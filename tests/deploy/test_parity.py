@@ -52,7 +52,7 @@ CONFIGS = sorted(
 NOT_STUDENTS = {
     'configs/demo/teacher_r3d-tiny_adam-6e_demo-16x32.py':
     'the demo 3D teacher (Recognizer3D of clips)',
-    'configs/mtl_aqa/demo/teacher_r3d-tiny_adam-6e_dive-demo-16x32.py':
+    'configs/mtl_aqa/demo/teacher_r3d-tiny_adam-12e_dive-demo-16x32.py':
     'the dive demo 3D teacher (Recognizer3D of clips)',
     'configs/monet/tsn_imagenet-pretrained-r50_sgd-80e_ucf101-flow.py':
     "MoNet's flow teacher (a Recognizer2D of 10-channel optical flow)",
@@ -248,7 +248,7 @@ def test_predict_deploy_onnx_agree(config, config_data, tmp_path):
 
 
 DIVE_CONFIG = ('configs/mtl_aqa/demo/'
-               'vanilla-lstm_convnext-test_1x16x6-adam-10e_dive-demo.py')
+               'vanilla-lstm_resnet10t_1x16x6-adam-20e_dive-demo.py')
 
 
 def test_dive_lstm_is_refused():

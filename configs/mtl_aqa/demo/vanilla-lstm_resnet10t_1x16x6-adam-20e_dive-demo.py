@@ -2,9 +2,9 @@
 # frames, LSTM head and schedule as HalluciNet, no teacher and no
 # hallucination; only the six student frames are decoded.
 _base_ = [
-    '../../_base_/models/dive-demo_convnext-test_r3d-tiny_lstm.py',
+    '../../_base_/models/dive-demo_resnet10t_r3d-tiny_lstm.py',
     '../../_base_/datasets/dive-demo_sparse-1x16x6.py',
-    '../../_base_/schedules/dive-demo_adam-10e.py',
+    '../../_base_/schedules/dive-demo_adam-20e.py',
     '../../_base_/default_runtime.py'
 ]
 default_hooks = dict(

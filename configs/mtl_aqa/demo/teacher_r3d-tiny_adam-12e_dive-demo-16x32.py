@@ -1,9 +1,16 @@
 # Stage 1 of the diving demo: the tiny 3D teacher, trained on the demo's
-# teacher_clips (16-frame clips of a sprite in flight, 24 motion classes:
-# sense and rate of the somersaults, rate of the twists), as the paper's
+# teacher_clips (16-frame clips of a sprite in flight, 8 motion classes:
+# sense and number of the somersaults, TEACHER_CLASSES), as the paper's
 # teacher was pre-trained on Kinetics before the students hallucinate it.
+# Its own schedule, not the main demo teacher's: the classifier without
+# dropout, batches of 8, and Adam at a constant 2e-3 for two thirds of the
+# epochs before a cosine decay. With the main demo's 6-epoch cosine schedule
+# and dropout 0.3 this teacher stayed at 10-40% top-1 on held-out clips
+# (the rate had decayed before the number of somersaults was learned, while
+# their sense was); on 1,000 clips, 12 epochs reached 50.5% with batches of
+# 16 and 70.5% with batches of 8 (twice the updates, the same compute).
 _base_ = [
-    '../../_base_/models/dive-demo_convnext-test_r3d-tiny_lstm.py',
+    '../../_base_/models/dive-demo_resnet10t_r3d-tiny_lstm.py',
     '../../_base_/default_runtime.py'
 ]
 data_root = 'data/dive_demo'
@@ -15,7 +22,12 @@ model = dict(
     _delete_=True,
     type='Recognizer3D',
     backbone={{_base_.teacher_model.backbone}},
-    cls_head={{_base_.teacher_model.cls_head}},
+    cls_head=dict(
+        type='I3DHead',
+        num_classes=8,
+        in_channels={{_base_.teacher_dim}},
+        dropout_ratio=0.0,
+        average_clips='prob'),
     data_preprocessor=dict(
         type='ActionDataPreprocessor',
         mean=[127.5, 127.5, 127.5],
@@ -41,7 +53,7 @@ val_pipeline = [
     dict(type='PackActionInputs')
 ]
 train_dataloader = dict(
-    batch_size=16,
+    batch_size=8,
     num_workers=2,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
@@ -65,12 +77,18 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='AccMetric')
 test_evaluator = val_evaluator
 
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=6, val_interval=6)
+max_epochs = 12
+decay_from = 8
+train_cfg = dict(
+    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(optimizer=dict(type='Adam', lr=2e-3))
 param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=6, by_epoch=True, eta_min=1e-5)
+    dict(type='ConstantLR', factor=1.0, by_epoch=True, begin=0,
+         end=decay_from),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=decay_from,
+         end=max_epochs, T_max=max_epochs - decay_from, eta_min=1e-5)
 ]
 default_hooks = dict(logger=dict(interval=10))
 randomness = dict(seed=0)
