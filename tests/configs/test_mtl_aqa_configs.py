@@ -454,14 +454,32 @@ def test_sampler_reads_each_dive_inside_its_event_video(split, release):
 
 # ------------------------------------------------- Table 9's stage 2
 STAGE2 = [c for c in CONFIGS if '-pt_' in osp.basename(c)]
+# The paper's (UCF101 -> MTL-AQA) and the diving demo's (the main demo's
+# videos -> generated dives) grids, and each one's stage-1 configs.
+GRIDS = {
+    'ucf101': lambda pt: 'configs/mtl_aqa/pretrain/stage1_' + pt +
+    '_vgg11-bn_' + ('resnext101_' if pt == 'hallucinet' else '') +
+    'adam-30e_ucf101-static.py',
+    'demo': lambda pt: 'configs/mtl_aqa/demo/pretrain/stage1_' + pt +
+    '_resnet10t_' + ('r3d-tiny_' if pt == 'hallucinet' else '') +
+    'adam-10e_demo.py',
+}
 
 
-def test_table9_grid_is_complete():
-    cells = {tuple(osp.basename(c).split('_')[0:2]) for c in STAGE2}
-    assert cells == {('vanilla-ucf101-pt', 'vanilla-lstm'),
-                     ('vanilla-ucf101-pt', 'hallucinet-lstm'),
-                     ('hallucinet-ucf101-pt', 'vanilla-lstm'),
-                     ('hallucinet-ucf101-pt', 'hallucinet-lstm')}
+def grid_of(config: str) -> str:
+    return osp.basename(config).split('_')[0].split('-')[1]
+
+
+@pytest.mark.parametrize('grid', list(GRIDS))
+def test_table9_grid_is_complete(grid):
+    cells = {
+        tuple(osp.basename(c).split('_')[0:2])
+        for c in STAGE2 if grid_of(c) == grid
+    }
+    assert cells == {(f'vanilla-{grid}-pt', 'vanilla-lstm'),
+                     (f'vanilla-{grid}-pt', 'hallucinet-lstm'),
+                     (f'hallucinet-{grid}-pt', 'vanilla-lstm'),
+                     (f'hallucinet-{grid}-pt', 'hallucinet-lstm')}
 
 
 @pytest.mark.parametrize('config', STAGE2)
@@ -476,11 +494,12 @@ def test_stage2_initialisation(config, tmp_path):
     runtime = Config.fromfile(
         osp.join(REPO, 'configs', '_base_', 'default_runtime.py'))
     assert all(h in cfg.custom_hooks for h in runtime.get('custom_hooks', []))
-    pt = osp.basename(config).split('-ucf101-pt_')[0]
-    stage1 = load(f'configs/mtl_aqa/pretrain/stage1_{pt}_vgg11-bn_'
-                  + ('resnext101_' if pt == 'hallucinet' else '') +
-                  'adam-30e_ucf101-static.py')
+    grid = grid_of(config)
+    pt = osp.basename(config).split(f'-{grid}-pt_')[0]
+    stage1 = load(GRIDS[grid](pt))
     assert hook_cfg['checkpoint'].startswith(stage1.work_dir + '/')
+    epochs = stage1.train_cfg.max_epochs
+    assert hook_cfg['checkpoint'].endswith(f'/epoch_{epochs}.pth')
     torch.manual_seed(1)
     source = MODELS.build(tiny_model(stage1.model.to_dict()))
     ckpt = str(tmp_path / 'epoch_30.pth')

@@ -27,3 +27,4 @@ model = dict(
         dropout_ratio=0.3,
         init_std=0.01,
         average_clips='prob'))
+work_dir = 'work_dirs/dive_demo/pretrain/hallucinet'

@@ -27,3 +27,4 @@ train_pipeline = [
     dict(type='PackActionInputs')
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+work_dir = 'work_dirs/dive_demo/pretrain/vanilla'
