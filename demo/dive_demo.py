@@ -280,7 +280,7 @@ class DiveDemo(Demo):
             print(f'=== teacher: {ckpt} exists, reusing it')
             return ckpt
         opts = self.teacher_data_options() + teacher_schedule(
-            self.sizes['teacher_epochs'])
+            self.sizes['teacher_epochs']) + self.loader_options()
         self.run('teacher', 'tools/train.py', TEACHER_CONFIG, '--work-dir',
                  self.teacher_dir, '--cfg-options', *opts)
         with open(osp.join(self.teacher_dir, 'last_checkpoint')) as f:
@@ -292,7 +292,8 @@ class DiveDemo(Demo):
         dump = osp.join(self.teacher_dir, 'test_predictions.pkl')
         self.run('teacher test', 'tools/test.py', TEACHER_CONFIG, ckpt,
                  '--work-dir', self.teacher_dir, '--dump', dump,
-                 '--cfg-options', *self.teacher_data_options(('test', )))
+                 '--cfg-options', *self.teacher_data_options(('test', )),
+                 *self.loader_options())
         return teacher_metrics(dump)
 
     @staticmethod
@@ -301,10 +302,15 @@ class DiveDemo(Demo):
             return osp.join(PRETRAIN_DIR, GRID[name][0])
         return osp.join(CONFIG_DIR, STUDENTS[name][0])
 
-    def loader_options(self, log: Optional[str]) -> List[str]:
-        """Runs side by side (logging to a file) fill the cores: no
-        data-loader workers."""
-        return [] if log is None else [
+    @staticmethod
+    def loader_options(log: Optional[str] = None) -> List[str]:
+        """Decoding in the training process, no data-loader workers: on 2
+        cores, worker processes next to the training threads made decord
+        slow (it hands every frame over from its own decoding thread, and
+        with both cores busy a dive took 23-33 ms instead of 4): a student
+        iteration took 0.41 s with the configs' 2 workers and 0.19 s with
+        none, the teacher's 12 epochs 166 s and 146 s."""
+        return [
             f'{split}_dataloader.{key}'
             for split in ('train', 'val', 'test')
             for key in ('num_workers=0', 'persistent_workers=False')
