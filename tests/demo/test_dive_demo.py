@@ -6,18 +6,14 @@ import pickle
 import pytest
 import torch
 
-from demo.dive_demo import (
-    GRID,
-    GRID_BASELINE,
-    STAGE1,
-    DiveDemo,
+from demo.dive_demo import GRID, GRID_BASELINE, STAGE1, DiveDemo, parse_args
+from demo.dive_demo_data import DIVE_PROPERTIES
+from demo.dive_demo_report import (
     dive_metrics,
     markdown_table,
-    parse_args,
     summarize,
     with_mean_accuracy,
 )
-from demo.dive_demo_data import DIVE_PROPERTIES
 from tests.conftest import run_tool
 
 
