@@ -285,8 +285,12 @@ class DiveDemo(Demo):
         if osp.isfile(ckpt):
             print(f'=== teacher: {ckpt} exists, reusing it')
             return ckpt
-        opts = self.teacher_data_options() + teacher_schedule(
-            self.sizes['teacher_epochs']) + self.loader_options()
+        # No validation while training: the test below reads the same
+        # held-out clips, with the sense and the count apart.
+        opts = self.teacher_data_options(('train', )) + teacher_schedule(
+            self.sizes['teacher_epochs']) + self.loader_options() + [
+                'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None'
+            ]
         self.run('teacher', 'tools/train.py', TEACHER_CONFIG, '--work-dir',
                  self.teacher_dir, '--cfg-options', *opts)
         with open(osp.join(self.teacher_dir, 'last_checkpoint')) as f:
@@ -403,6 +407,8 @@ class DiveDemo(Demo):
             f'train_cfg.max_epochs={epochs}',
             f'train_cfg.val_interval={epochs}',
             f'default_hooks.checkpoint.interval={epochs}',
+            # One validation, at the end: no best checkpoint to keep.
+            'default_hooks.checkpoint.save_best=None',
             f'param_scheduler.0.T_max={epochs}',
         ]
         bank = []
