@@ -8,7 +8,7 @@ import os.path as osp
 import pickle
 from typing import Dict, List, Optional
 
-from demo.hallucinet_demo import top1_from_dump
+from demo.hallucinet_demo import class_predictions, top1_from_dump
 from hallucinet_plugin.utils import difference_ci, seed_summary
 from hallucinet_plugin.utils.report import markdown_table as _table
 
@@ -102,18 +102,11 @@ def teacher_metrics(path: str) -> Dict:
     (``TEACHER_CLASSES``: sense x somersaults), the accuracy of each part
     alone."""
     from demo.dive_demo_data import TEACHER_CLASSES
-    with open(path, 'rb') as f:
-        preds = pickle.load(f)
-    if not preds:
-        raise ValueError(f'{path}: no predictions')
+    preds = class_predictions(path)
     rate_classes = len(TEACHER_CLASSES) // 2
     sense = rate = 0
-    for pred in preds:
-        scores = pred.get('pred_scores', pred.get('pred_score'))
-        label = pred.get('gt_labels', pred.get('gt_label'))
-        scores = scores['item'] if isinstance(scores, dict) else scores
-        label = label['item'] if isinstance(label, dict) else label
-        guess, truth = int(scores.argmax()), int(label.reshape(-1)[0])
+    for scores, truth in preds:
+        guess = int(scores.argmax())
         sense += int(guess // rate_classes == truth // rate_classes)
         rate += int(guess % rate_classes == truth % rate_classes)
     return dict(

@@ -452,19 +452,28 @@ class Demo:
 
 
 # ----------------------------------------------------------------- results
-def top1_from_dump(path: str) -> float:
-    """Top-1 accuracy (%) from a ``tools/test.py --dump`` pickle."""
+def class_predictions(path: str) -> List[tuple]:
+    """``(scores, label)`` of each sample in a ``tools/test.py --dump``
+    pickle of a classifier (mmaction2 1.1's or 1.2's field names)."""
     with open(path, 'rb') as f:
         preds = pickle.load(f)
     if not preds:
         raise ValueError(f'{path}: no predictions')
-    correct = 0
+    out = []
     for pred in preds:
         scores = pred.get('pred_scores', pred.get('pred_score'))
         label = pred.get('gt_labels', pred.get('gt_label'))
         scores = scores['item'] if isinstance(scores, dict) else scores
         label = label['item'] if isinstance(label, dict) else label
-        correct += int(scores.argmax().item() == int(label.reshape(-1)[0]))
+        out.append((scores, int(label.reshape(-1)[0])))
+    return out
+
+
+def top1_from_dump(path: str) -> float:
+    """Top-1 accuracy (%) from a ``tools/test.py --dump`` pickle."""
+    preds = class_predictions(path)
+    correct = sum(int(scores.argmax().item() == label)
+                  for scores, label in preds)
     return 100.0 * correct / len(preds)
 
 
