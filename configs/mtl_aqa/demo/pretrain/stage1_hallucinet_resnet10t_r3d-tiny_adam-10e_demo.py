@@ -1,6 +1,6 @@
 # The paper's Table 9 on generated data (tools/dive_demo.py --pretrain),
-# stage 1 with hallucination: the diving demo's student (timm test_convnext,
-# 64-d) trained on the main demo's labelled videos (the stand-in for
+# stage 1 with hallucination: the diving demo's student (timm resnet10t,
+# 512-d) trained on the main demo's labelled videos (the stand-in for
 # UCF101: 8 motion classes, one frame at 48x48) while hallucinating the
 # diving demo's teacher (the stand-in for the Kinetics teacher, the same one
 # stage 2 hallucinates, so that the hallucination head carries over), as
