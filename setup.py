@@ -41,6 +41,8 @@ setup(
         'deploy': ['onnx', 'onnxruntime'],
         'flow': ['opencv-contrib-python'],
         'tensorboard': ['tensorboard'],
+        # YouTube-8M's frame-level TFRecords (FeatureSequenceDataset).
+        'youtube8m': ['tfrecord>=1.14', 'crc32c'],
     },
     classifiers=[
         'Programming Language :: Python :: 3',

@@ -1,3 +1,4 @@
+from .feature_sequence_dataset import FeatureSequenceDataset
 from .hallu_video_dataset import HalluVideoDataset
 from .mtl_aqa_dataset import MTLAQADataset
 from .samplers import MixedSourceSampler
@@ -5,6 +6,6 @@ from .transforms import *  # noqa: F401,F403
 from .unlabelled import unlabelled_dataset, use_unlabelled
 
 __all__ = [
-    'HalluVideoDataset', 'MTLAQADataset', 'MixedSourceSampler',
-    'unlabelled_dataset', 'use_unlabelled'
+    'FeatureSequenceDataset', 'HalluVideoDataset', 'MTLAQADataset',
+    'MixedSourceSampler', 'unlabelled_dataset', 'use_unlabelled'
 ]

@@ -35,6 +35,8 @@ pytestmark = pytest.mark.slow
 # Config folders that a test of their own sweeps (with their own data).
 SWEPT_ELSEWHERE = {
     'mtl_aqa': 'tests/configs/test_mtl_aqa_configs.py',
+    # configs/monet/features: feature sequences, not videos.
+    'features': 'tests/configs/test_monet_feature_configs.py',
 }
 CONFIGS = sorted(
     osp.relpath(path, REPO)

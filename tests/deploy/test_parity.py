@@ -108,9 +108,18 @@ def twin(config: str):
                 None)
 
 
+FEATURE_REASON = (
+    'a FeatureSequenceRecognizer of precomputed feature sequences, no 2D '
+    'student of RGB frames: predict_scores is its one prediction path '
+    '(tests/models/recognizers/test_feature_sequence_recognizer.py)')
+
+
 def params():
     for config in CONFIGS:
         reason = NOT_STUDENTS.get(config)
+        if reason is None and raw_config(config).model.get(
+                'type') == 'FeatureSequenceRecognizer':
+            reason = FEATURE_REASON
         if reason is None and head_type(config) == 'DiveLSTMHead':
             reason = DIVE_REASON
         marks = [pytest.mark.skip(reason=reason)] if reason else []

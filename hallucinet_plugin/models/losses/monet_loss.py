@@ -24,7 +24,8 @@ class MoNetLoss(BaseModule):
       sigmoid(t)) ** 2)`` instead);
     * ``loss_hallu_prob = loss_weight * alpha * mean_i sum_k |p_ik - q_ik|``,
       the L1 distance between the class probabilities ``p = softmax(f(s))``
-      and ``q = softmax(f(t))`` that a frozen flow-stream classifier ``f``
+      and ``q = softmax(f(t))`` (sigmoids for a ``multi_class`` classifier,
+      YouTube-8M's labels) that a frozen flow-stream classifier ``f``
       gives, summed over the classes ``k`` and averaged over the
       classifier's output rows ``i`` (videos for a segment-consensus head
       such as ``TSNHead``, steps for a per-step head). It asks the
@@ -125,6 +126,13 @@ class MoNetLoss(BaseModule):
                 ' must return class scores of shape (rows, num_classes)')
         return logits
 
+    def _probs(self, feature: torch.Tensor, num_segs: int) -> torch.Tensor:
+        logits = self._logits(feature, num_segs)
+        if getattr(self.classifier, 'multi_class', False):
+            # Independent labels: one probability per class.
+            return logits.sigmoid()
+        return logits.softmax(dim=-1)
+
     def forward(self,
                 s_feature: torch.Tensor,
                 t_feature: torch.Tensor,
@@ -157,9 +165,9 @@ class MoNetLoss(BaseModule):
             raise ValueError(
                 f'MoNetLoss: features of shape {tuple(s_feature.shape)} are '
                 f'not (N * num_segs, C) with num_segs={num_segs}')
-        prob_s = self._logits(s_feature, num_segs).softmax(dim=-1)
+        prob_s = self._probs(s_feature, num_segs)
         with torch.no_grad():
-            prob_t = self._logits(t_feature, num_segs).softmax(dim=-1)
+            prob_t = self._probs(t_feature, num_segs)
         distance = (prob_s - prob_t).abs().sum(dim=-1).mean()
         losses['loss_hallu_prob'] = self.loss_weight * self.alpha * distance
         return losses

@@ -1,3 +1,4 @@
+from .feature_sequence_recognizer import FeatureSequenceRecognizer
 from .hallucinet import HalluciNet
 
-__all__ = ['HalluciNet']
+__all__ = ['FeatureSequenceRecognizer', 'HalluciNet']

@@ -60,6 +60,19 @@ def test_probability_term_by_hand():
     torch.testing.assert_close(per_step, torch.tensor(4.))
 
 
+def test_probability_term_of_a_multi_label_classifier_uses_sigmoids():
+    classifier = dict(_tsn(), multi_class=True,
+                      loss_cls=dict(type='BCELossWithLogits'))
+    loss = MoNetLoss(alpha=1., classifier=classifier)
+    _identity_classifier(loss)
+    s = torch.tensor([[LN3, 0.]])
+    t = torch.zeros(1, 2)
+    # Independent labels: sigmoid(ln 3) = 3/4 vs 1/2, sigmoid(0) = 1/2 vs
+    # 1/2; L1 = 1/4 (a softmax would give (3/4, 1/4): L1 = 1/2).
+    torch.testing.assert_close(
+        loss(s, t, num_segs=1)['loss_hallu_prob'], torch.tensor(0.25))
+
+
 def test_gradient_flows_through_frozen_classifier():
     loss = MoNetLoss(classifier=_tsn(3, 4))
     s = torch.randn(6, 4, requires_grad=True)

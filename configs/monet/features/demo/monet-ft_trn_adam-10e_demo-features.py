@@ -1,0 +1,6 @@
+# monet-ft_linear_adam-10e_demo-features.py with the TRN classifier.
+_base_ = [
+    './monet-ft_linear_adam-10e_demo-features.py',
+    '../../../_base_/models/monet-features_demo-classifiers.py'
+]
+model = dict(classifier={{_base_.trn_classifier}})

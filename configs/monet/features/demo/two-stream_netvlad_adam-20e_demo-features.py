@@ -1,0 +1,6 @@
+# two-stream_linear_adam-20e_demo-features.py with the NetVLAD classifier.
+_base_ = [
+    './two-stream_linear_adam-20e_demo-features.py',
+    '../../../_base_/models/monet-features_demo-classifiers.py'
+]
+model = dict(classifier={{_base_.netvlad_classifier}})
