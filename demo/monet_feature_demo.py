@@ -46,6 +46,9 @@ MOTION_CONFIG = osp.join(REPO, 'configs', 'demo',
 APPEARANCE_CONFIG = osp.join(CONFIG_DIR,
                              'appearance-bank_resnet10t_demo.py')
 UNITS = ('mlp', 'gru', 'bigru', 'conv1d', 'monet')
+# --unlabelled: the main demo's teacher videos (its UNLABELLED_LIST).
+UNLABELLED_LIST = 'teacher_train_list.txt'
+UNLABELLED_STAGE1_LIST = 'train_and_unlabelled_list.txt'
 CLASSIFIERS = ('linear', 'trn', 'netvlad', 'nextvlad')
 UNIT_NAMES = dict(
     mlp='MLP', gru='GRU', bigru='biGRU', conv1d='conv1d', monet='MoNet')
@@ -75,6 +78,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--classifiers', nargs='+', choices=CLASSIFIERS,
         default=list(CLASSIFIERS), help='classifiers of Table 3')
+    parser.add_argument(
+        '--unlabelled',
+        action='store_true',
+        help="add a row: MoNet (linear classifier) whose stage 1 also "
+        "learns from the main demo's 1600 teacher videos, their labels "
+        'never read (written as -1); about 3 more minutes')
     parser.add_argument(
         '--jobs', type=int, default=2,
         help='chains of runs (one seed, one classifier) trained side by '
@@ -132,12 +141,12 @@ def _data_cfg(demo, config: str, options: Dict):
     from mmengine.config import Config
     cfg = Config.fromfile(config)
     root = demo.data_root
-    opts = dict(options, data_root=root)
+    opts = dict(data_root=root)
     for split, ann in (('train', 'train'), ('val', 'val'), ('test', 'val')):
         opts[f'{split}_dataloader.dataset.ann_file'] = f'{root}/{ann}_list.txt'
         opts[f'{split}_dataloader.dataset.data_prefix.video'] = \
             f'{root}/videos'
-    cfg.merge_from_dict(opts)
+    cfg.merge_from_dict(dict(opts, **options))
     return cfg
 
 
@@ -147,36 +156,63 @@ def feature_stores(args: argparse.Namespace, pre: Dict) -> Dict:
     from hallucinet_plugin.feature_bank import extract_teacher_features
     stores = {}
     start = time.time()
+    root = pre['demo'].data_root
+    lists = [('train', 'val', f'{root}/train_list.txt')]
+    if args.unlabelled:
+        lists.append(('train', f'{root}/{UNLABELLED_LIST}'))
     for stream, config, ckpt in (('motion', MOTION_CONFIG, pre['teacher']),
                                  ('appearance', APPEARANCE_CONFIG,
                                   pre['student'])):
-        cfg = _data_cfg(pre['demo'], config, {'model.teacher_ckpt': ckpt})
         out = osp.join(args.work_dir, f'{stream}.lmdb')
         print(f'\n=== {stream} features: {config} -> {out}', flush=True)
-        stores[stream] = extract_teacher_features(
-            cfg, out, splits=('train', 'val'), workers=0)
+        for *splits, train_list in lists:
+            cfg = _data_cfg(
+                pre['demo'], config, {
+                    'model.teacher_ckpt': ckpt,
+                    'train_dataloader.dataset.ann_file': train_list
+                })
+            stores[stream] = extract_teacher_features(
+                cfg, out, splits=tuple(splits), workers=0)
     return dict(stores=stores, seconds=time.time() - start)
 
 
 def write_lists(args: argparse.Namespace, data_root: str) -> Dict:
     """``<video key> <label>`` lists of the train and val videos, keyed as
-    the stores are."""
+    the stores are; returns the videos per split and the classes."""
     from hallucinet_plugin.feature_bank import video_key
     prefix = osp.join(data_root, 'videos')
-    counts = {}
+    counts, classes = {}, set()
     for split in ('train', 'val'):
         lines = []
         with open(osp.join(data_root, f'{split}_list.txt')) as f:
             for line in f:
                 if line.strip():
                     name, label = line.split()
+                    classes.add(label)
                     lines.append(
                         f'{video_key(osp.join(prefix, name), prefix)} '
                         f'{label}')
         with open(osp.join(args.work_dir, f'{split}_list.txt'), 'w') as f:
             f.write('\n'.join(lines) + '\n')
         counts[split] = len(lines)
-    return counts
+    if args.unlabelled:
+        # The train videos, then the teacher's, labels hidden: nothing in
+        # stage 1 reads a label (its classifiers are frozen), and a -1
+        # would fail any loss that tried.
+        lines = []
+        with open(osp.join(data_root, UNLABELLED_LIST)) as f:
+            for line in f:
+                if line.strip():
+                    name = line.split()[0]
+                    lines.append(
+                        f'{video_key(osp.join(prefix, name), prefix)} -1')
+        with open(osp.join(args.work_dir, 'train_list.txt')) as f:
+            labelled = f.read()
+        with open(osp.join(args.work_dir, UNLABELLED_STAGE1_LIST),
+                  'w') as f:
+            f.write(labelled + '\n'.join(lines) + '\n')
+        counts['unlabelled'] = len(lines)
+    return dict(counts, classes=len(classes))
 
 
 # -------------------------------------------------------------------- runs
@@ -312,16 +348,22 @@ class Runs:
               flush=True)
         return result
 
-    def hallucinated(self, unit: str, classifier: str, seed: int,
-                     two_stream: str) -> None:
+    def hallucinated(self,
+                     unit: str,
+                     classifier: str,
+                     seed: int,
+                     two_stream: str,
+                     suffix: str = '',
+                     stage1_options: Optional[Dict] = None) -> None:
         """MoNet's two stages with one sequence model and classifier."""
-        name = f'{unit}_{classifier}'
+        name = f'{unit}_{classifier}{suffix}'
         stage1 = self.train(
             f'{name}-stage1', 'monet', classifier, seed, {
                 'model.hallu_head.unit': unit,
                 'model.hallu_head.loss_hallu.classifier_ckpt': two_stream,
                 'model.stream_ckpts.appearance_head': two_stream,
                 'model.stream_ckpts.motion_head': two_stream,
+                **(stage1_options or {})
             })
         ckpt = stage1['checkpoint']
         self.train(
@@ -344,6 +386,12 @@ class Runs:
         units = self.args.units if classifier == 'linear' else ['monet']
         for unit in units:
             self.hallucinated(unit, classifier, seed, two_stream)
+        if self.args.unlabelled and classifier == 'linear':
+            ann = osp.join(
+                osp.abspath(self.args.work_dir), UNLABELLED_STAGE1_LIST)
+            self.hallucinated(
+                'monet', classifier, seed, two_stream, '-unlabelled',
+                {'train_dataloader.dataset.ann_file': ann})
         return {name: seeds[seed] for name, seeds in self.results.items()}
 
 
@@ -405,6 +453,16 @@ def summarize(results: Dict, args: argparse.Namespace) -> Dict:
         table1.append(
             dict(
                 row=f'{UNIT_NAMES[unit]} (hallucinated motion)',
+                r2=_stats(stage1, 'hallu_r2'),
+                stage1=_stats(stage1),
+                stats=_stats(results[name]),
+                diff=_diff(results[name], base)))
+    if args.unlabelled:
+        name = 'monet_linear-unlabelled'
+        stage1 = results[f'{name}-stage1']
+        table1.append(
+            dict(
+                row='MoNet, stage 1 also on the unlabelled videos',
                 r2=_stats(stage1, 'hallu_r2'),
                 stage1=_stats(stage1),
                 stats=_stats(results[name]),
@@ -487,8 +545,8 @@ def markdown(summary: Dict, seeds: int) -> str:
     ])
 
 
-def plot(summary: Dict, results: Dict, path: str) -> None:
-    """Table 3 as grouped bars, each seed a dot."""
+def plot(summary: Dict, path: str, chance: float) -> None:
+    """Both tables as bars, each seed a dot, chance dotted."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -506,6 +564,8 @@ def plot(summary: Dict, results: Dict, path: str) -> None:
     ax.set_xticks(range(len(labels)), labels, rotation=20)
     ax.set_ylabel('top-1 (%)')
     ax.set_title(groups[0][0])
+    for axis in axes:
+        axis.axhline(chance, color='k', ls=':', lw=1)
     ax = axes[1]
     kinds = (('appearance', 'tab:gray'), ('hallucinated', 'tab:orange'),
              ('real', 'tab:green'))
@@ -520,7 +580,7 @@ def plot(summary: Dict, results: Dict, path: str) -> None:
     ax.set_xticks(range(len(summary['table3'])),
                   [r['row'] for r in summary['table3']])
     ax.set_title(groups[1][0])
-    ax.legend()
+    ax.legend(loc='center left', fontsize='small')
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -531,8 +591,8 @@ def write_results(report: Dict, work_dir: str) -> None:
         f.write(report['markdown'] + '\n')
     with open(osp.join(work_dir, 'results.json'), 'w') as f:
         json.dump(report, f, indent=2, default=str)
-    plot(report['summary'], report['runs'],
-         osp.join(work_dir, 'results.png'))
+    plot(report['summary'], osp.join(work_dir, 'results.png'),
+         report['chance'])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
@@ -550,6 +610,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
         command=' '.join(['python', 'tools/monet_feature_demo.py'] +
                          list(sys.argv[1:] if argv is None else argv)),
         videos=counts,
+        chance=100.0 / counts['classes'],
         seconds=dict(
             prerequisites=pre['seconds'],
             features=stores['seconds'],

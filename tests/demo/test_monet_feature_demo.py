@@ -89,7 +89,7 @@ def test_quick_feature_demo_end_to_end(tmp_path):
     assert set(report['runs']['monet_nextvlad']) == {'0', '1'}
     # The stores hold every train and val video, with the demo's clips:
     # 16-frame teacher windows every 4 frames, 1-frame student windows.
-    videos = sum(report['videos'].values())
+    videos = report['videos']['train'] + report['videos']['val']
     motion = FeatureBank(str(work / 'motion.lmdb'))
     appearance = FeatureBank(str(work / 'appearance.lmdb'))
     assert len(motion) == len(appearance) == videos
