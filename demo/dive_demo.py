@@ -12,8 +12,9 @@ mean and spread per row and the difference to vanilla with Welch's 95%
 confidence interval over seeds (also written as Markdown, JSON and a plot).
 
 Like :mod:`demo.hallucinet_demo`, every stage runs the project's own
-``tools/train.py`` and ``tools/test.py`` as subprocesses (:meth:`Demo.run`),
-so the demo exercises exactly what a user runs; the metrics are the
+``tools/train.py`` and ``tools/test.py`` (:meth:`Demo.run`; their ``main``
+in this process when runs go one at a time, subprocesses otherwise), so
+the demo exercises exactly what a user runs; the metrics are the
 plugin's own (:class:`DivePropertyAccuracy`, :class:`SpearmanCorrelation`)
 over the predictions ``tools/test.py --dump`` writes.
 """
@@ -203,6 +204,10 @@ def teacher_schedule(epochs: int) -> List[str]:
 
 class DiveDemo(Demo):
     """The stages of the diving demo; see the module docstring."""
+
+    # One run at a time by default (--jobs 1): training and testing in this
+    # process spare each of its 12 runs the imports of a new one.
+    IN_PROCESS_TOOLS = ('tools/train.py', 'tools/test.py')
 
     def __init__(self, args: argparse.Namespace) -> None:
         super().__init__(args)
