@@ -162,12 +162,20 @@ def run_tool_main(tool: str, *argv: str):
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
+    from mmengine.logging import MMLogger
+    before = set(MMLogger._instance_dict)
     cwd = os.getcwd()
     os.chdir(REPO)
     try:
         return module.main(list(argv))
     finally:
         os.chdir(cwd)
+        # Each Runner's logger keeps its log file open; the run is over.
+        for name in set(MMLogger._instance_dict) - before:
+            logger = MMLogger._instance_dict.pop(name)
+            for handler in list(logger.handlers):
+                handler.close()
+                logger.removeHandler(handler)
 
 
 class Demo:

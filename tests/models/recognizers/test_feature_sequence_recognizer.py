@@ -54,14 +54,14 @@ def batch(num=3, multi=False):
 
 
 def test_late_fusion_averages_the_streams_probabilities():
-    model = build(fusion_weights=(1.0, 3.0)).eval()
+    model = build(fusion_weights=(2.0, 3.0)).eval()
     inputs, samples = batch()
     scores = model(inputs, mode='tensor')
     app = model.appearance_head(
         inputs['appearance'].reshape(-1, APP, 1, 1), num_segs=STEPS)
     motion = model.motion_head(
         inputs['motion'].reshape(-1, MOTION, 1, 1), num_segs=STEPS)
-    expected = (app.softmax(-1) + 3 * motion.softmax(-1)) / 4
+    expected = (2 * app.softmax(-1) + 3 * motion.softmax(-1)) / 5
     assert torch.allclose(scores, expected, atol=1e-6)
     out = model(inputs, samples, mode='predict')
     assert torch.allclose(get_pred_score(out[0]), expected[0])
