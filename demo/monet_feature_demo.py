@@ -11,8 +11,9 @@ sequences. Here the sequences come from the main demo (``tools/demo.py``):
    teacher's 16-frame clip features every 4 frames (the motion stream) and
    the student's per-frame features (the appearance stream, the student
    wrapped as a 1-frame "teacher" by ``PerFrameBackbone``);
-3. training runs on those sequences, in this process (mmengine's Runner,
-   the configs in ``configs/monet/features/demo/``), ``--seeds`` each:
+3. training runs on those sequences, in worker processes (mmengine's
+   Runner, the configs in ``configs/monet/features/demo/``; ``--jobs``
+   chains of runs side by side), ``--seeds`` each:
 
    * Table 1's shape: the sequence model that hallucinates the motion
      stream (MLP, GRU, biGRU, conv1d, MoNet), with the linear classifier;
@@ -23,7 +24,11 @@ sequences. Here the sequences come from the main demo (``tools/demo.py``):
    A hallucinated row is MoNet's two stages: (1) the sequence model learns
    to hallucinate, with both classifiers taken frozen from the same seed's
    real two-stream model; (2) the motion classifier is fine-tuned on the
-   hallucinated features. Both stages' test accuracy is reported.
+   hallucinated features. Both stages' test accuracy is reported, and
+   how much of the real motion features the stage-1 hallucination
+   explains on the val videos (R2). ``--unlabelled`` adds MoNet whose
+   stage 1 also learns from the main demo's 1600 teacher videos, their
+   labels never read.
 
 Every row is top-1 accuracy on the 240 val videos, mean +- std over seeds,
 and its difference to the appearance stream alone with Welch's 95%
