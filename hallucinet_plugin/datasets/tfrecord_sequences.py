@@ -54,7 +54,8 @@ def _read_record(handle, path: str, offset: int) -> Tuple[bytes, int]:
                          'TFRecord file')
     data = _read_exact(handle, length, path, offset + 12)
     (data_crc, ) = struct.unpack('<I',
-                                 _read_exact(handle, 4, path, offset + 12))
+                                 _read_exact(handle, 4, path,
+                                             offset + 12 + length))
     if _masked_crc(data) != data_crc:
         raise ValueError(f'{path}: bad data checksum of the TFRecord at '
                          f'byte {offset}; the file is damaged')

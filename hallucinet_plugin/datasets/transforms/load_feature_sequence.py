@@ -63,7 +63,7 @@ class LoadFeatureSequence(BaseTransform):
         self._banks: Dict[str, FeatureBank] = {}
 
     @staticmethod
-    def _read(name: str, spec: Dict, video_id: str) -> np.ndarray:
+    def _read(name: str, spec: Dict) -> np.ndarray:
         kind = spec['type']
         if kind == 'npy':
             where = spec['path']
@@ -128,7 +128,7 @@ class LoadFeatureSequence(BaseTransform):
         feats = self._read_banks(banks, video_id) if banks else {}
         for name in names:
             if name not in banks:
-                feats[name] = self._read(name, available[name], video_id)
+                feats[name] = self._read(name, available[name])
         lengths = {name: len(f) for name, f in feats.items()}
         if len(set(lengths.values())) != 1:
             raise ValueError(

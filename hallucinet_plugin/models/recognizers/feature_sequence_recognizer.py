@@ -12,6 +12,11 @@ from ...utils import set_pred_label, set_pred_score
 from ...utils.checkpoint import load_checkpoint_into
 
 MOTION_INPUTS = ('real', 'hallucinated')
+
+
+def _num_steps(inputs: Dict[str, torch.Tensor]) -> int:
+    """``T`` of a batch of ``(N, T, D)`` streams."""
+    return next(iter(inputs.values())).shape[1]
 _PARTS = ('appearance_head', 'motion_head', 'hallu_head')
 
 
@@ -116,7 +121,7 @@ class FeatureSequenceRecognizer(BaseModel):
                 raise ValueError(
                     f'{name}: {part!r} in frozen / stream_ckpts is not a part '
                     'of this model (it has '
-                    f'{[p for p in _PARTS if getattr(self, p) is not None]})')
+                    f'{list(self.parts)})')
         for part in self.frozen:
             for param in getattr(self, part).parameters():
                 param.requires_grad = False
@@ -202,7 +207,7 @@ class FeatureSequenceRecognizer(BaseModel):
                 f'{type(self).__name__}: the batch has no {missing} '
                 f'features (it has {sorted(inputs)}); list them in the '
                 "dataset's streams and PackActionInputs' collect_keys")
-        steps = next(iter(inputs.values())).shape[1]
+        steps = _num_steps(inputs)
         # [N, T, D] -> [N * T, D]
         flat = {k: v.reshape(-1, v.shape[-1]) for k, v in inputs.items()}
         hallu = None
@@ -234,7 +239,7 @@ class FeatureSequenceRecognizer(BaseModel):
         """Fused class probabilities ``(N, num_classes)``: the one
         prediction path (:meth:`predict` calls it)."""
         feats, _ = self.streams(inputs)
-        steps = next(iter(inputs.values())).shape[1]
+        steps = _num_steps(inputs)
         scores = self.forward_head(feats, steps)
         weights = dict(appearance_head=self.fusion_weights[0],
                        motion_head=self.fusion_weights[1])
@@ -264,7 +269,7 @@ class FeatureSequenceRecognizer(BaseModel):
         motion features, and each trained classifier's loss, suffixed with
         its stream (``loss_cls_appearance``, ``loss_cls_motion``)."""
         feats, hallu = self.streams(inputs)
-        steps = next(iter(inputs.values())).shape[1]
+        steps = _num_steps(inputs)
         losses = {}
         if hallu is not None and 'hallu_head' not in self.frozen:
             if 'motion' not in inputs:
@@ -308,4 +313,7 @@ class FeatureSequenceRecognizer(BaseModel):
     @property
     def parts(self) -> Dict[str, nn.Module]:
         """The parts the model has, by name."""
-        return {p: getattr(self, p) for p in _PARTS if getattr(self, p)}
+        return {
+            p: getattr(self, p)
+            for p in _PARTS if getattr(self, p) is not None
+        }
