@@ -39,6 +39,7 @@ setup(
     extras_require={
         'tests': ['pytest', 'pytest-xdist', 'scipy', 'ruff', 'import-linter'],
         'deploy': ['onnx', 'onnxruntime'],
+        'docs': ['sphinx', 'myst-parser', 'furo', 'sphinx-copybutton'],
         'flow': ['opencv-contrib-python'],
         'tensorboard': ['tensorboard'],
         # YouTube-8M's frame-level TFRecords (FeatureSequenceDataset).

@@ -9,7 +9,7 @@ _base_ = [
     '../_base_/default_runtime.py'
 ]
 default_hooks = dict(logger=dict(interval=5))
-teacher_ckpt = 'work_dirs/demo/teacher/best.pth'
+teacher_ckpt = 'work_dirs/demo/teacher/teacher.pth'  # tools/demo.py writes it
 model = dict(
     teacher={{_base_.teacher_model}},
     teacher_ckpt=teacher_ckpt,

@@ -13,7 +13,8 @@
 # (tools/demo.py passes each seed's checkpoint), and stays frozen, so the
 # two-stream model differs from the baseline only by the hallucinated
 # stream. For end-to-end training set model.freeze_appearance=False and
-# model.appearance_ckpt=None (on the demo that gave no gain: README).
+# model.appearance_ckpt=None (on the demo that gave no gain:
+# docs/notes/demo.md).
 _base_ = [
     '../_base_/models/demo_resnet10t_student.py',
     '../_base_/models/demo_r3d-tiny_teacher.py',

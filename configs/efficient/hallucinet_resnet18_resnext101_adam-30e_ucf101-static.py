@@ -1,7 +1,8 @@
 # HalluciNet on UCF-static (the paper's set-up) with an efficient timm
 # student, resnet18, in place of VGG11-bn: the same 3D-ResNeXt-101
 # teacher, head, lambda and schedule. For the deployment comparison of
-# `python tools/benchmark.py --preset efficient` (README, "Cost").
+# `python tools/benchmark.py --preset efficient` (see
+# configs/efficient/README.md).
 # The student's features are timm's pooled pre-logits (512-d).
 _base_ = ['../hallucinet_vgg11-bn_resnext101_adam-30e_ucf101-static.py']
 

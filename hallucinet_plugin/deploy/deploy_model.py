@@ -1,6 +1,6 @@
 """The student-only deploy path: :class:`DeployModel` (pixels in, class
 scores and optionally the hallucinated representation out) and the
-teacher's counterpart for the benchmark. See the README, "Deployment"."""
+teacher's counterpart for the benchmark. See docs/user_guides/deployment.md."""
 import contextlib
 import logging
 from typing import Optional, Tuple, Union

@@ -1,7 +1,8 @@
 """Hallucination added to a stock mmaction2 2D recipe: the whole config.
 
 A child config of an mmaction2 2D recognition recipe names only what is new
-(``model.hallucination``, see the README). The model side is
+(``model.hallucination``, see docs/user_guides/your_recipe.md). The
+model side is
 :func:`~hallucinet_plugin.models.recognizers.hallucination_section.apply_section`;
 :func:`apply_hallucination` applies it to a whole config: model, train
 pipelines, the plugin's hooks and the feature bank. The plugin's tools and

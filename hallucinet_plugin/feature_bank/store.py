@@ -1,5 +1,5 @@
-"""The teacher feature bank's storage: one LMDB environment (see the
-README, "Teacher feature bank", for the layout and why LMDB)."""
+"""The teacher feature bank's storage: one LMDB environment (see
+docs/user_guides/feature_bank.md for the layout and why LMDB)."""
 import datetime
 import difflib
 import json

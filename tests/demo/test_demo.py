@@ -1,12 +1,17 @@
-"""The README's main job, fast: every stage through the same code path."""
+"""The README's main job, fast: every stage through the same code path, run
+as the docs write it, and the docs' commands on what it trained."""
 import glob
 import json
+import os
 import os.path as osp
+import subprocess
+import sys
 
 import pytest
 from conftest import run_tool
 
 from demo.hallucinet_demo import STUDENTS, parse_args
+from tests.docs.docs_commands import REPO, all_blocks, documented_commands
 
 
 def test_models_come_after_the_appearance_stream_they_start_from():
@@ -21,14 +26,27 @@ def test_models_come_after_the_appearance_stream_they_start_from():
     assert parse_args([]).models == ['vanilla', 'hallucinet-unlabelled']
 
 
-@pytest.mark.slow
-def test_quick_demo_end_to_end(tmp_path):
+@pytest.fixture(scope='module')
+def quick_demo(tmp_path_factory):
+    """The demo as the README and Get started write it, at quick scale,
+    with the MoNet rows that the MoNet guide adds."""
+    for page in ('README.md', 'docs/get_started.md'):
+        assert documented_commands(page, 'tools/demo.py') == [[]], page
+    monet = documented_commands('docs/user_guides/monet.md', 'tools/demo.py')
+    assert monet == [['--models', 'monet']], monet
+    tmp_path = tmp_path_factory.mktemp('quick_demo')
     work_dir, data_root = tmp_path / 'work', tmp_path / 'data'
     # monet brings in monet-appearance, whose checkpoint it starts from.
-    proc = run_tool('tools/demo.py', '--quick', '--seeds', '2', '--models',
-                    'vanilla', 'hallucinet-unlabelled', 'monet',
+    proc = run_tool('tools/demo.py', '--quick', '--seeds', '2',
+                    '--models', 'vanilla', 'hallucinet-unlabelled', 'monet',
                     '--work-dir', str(work_dir), '--data-root',
                     str(data_root), timeout=900)
+    return proc, work_dir, data_root
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end(quick_demo):
+    proc, work_dir, data_root = quick_demo
     assert '| model | top-1 (%)' in proc.stdout
     # Every stage left its product behind.
     assert (data_root / 'meta.json').is_file()
@@ -114,3 +132,36 @@ def test_quick_demo_end_to_end(tmp_path):
     assert results['dataset']['labelled_train_videos'] == 16
     assert results['cost']['teacher']['gflops'] > 0
     assert osp.getsize(work_dir / 'training_curves.png') > 10_000
+
+
+@pytest.mark.slow
+def test_documented_commands_run_on_the_quick_demo(quick_demo, tmp_path):
+    """Every "% docs-test: run" block of the docs, verbatim, in a checkout
+    whose data/demo and work_dirs/demo are the quick demo's."""
+    _, work_dir, data_root = quick_demo
+    for name in ('configs', 'tools', 'demo'):
+        os.symlink(osp.join(REPO, name), tmp_path / name)
+    for link, target in (('data', data_root), ('work_dirs', work_dir)):
+        (tmp_path / link).mkdir()
+        os.symlink(target, tmp_path / link / 'demo')
+    env = dict(os.environ)
+    env['PATH'] = osp.dirname(sys.executable) + os.pathsep + env['PATH']
+    blocks = [block for block in all_blocks() if block.marker == 'run']
+    assert {block.page for block in blocks} >= {
+        'docs/get_started.md', 'docs/user_guides/deployment.md'
+    }
+    for block in blocks:
+        proc = subprocess.run(['bash', '-e', '-o', 'pipefail', '-c',
+                               block.text],
+                              cwd=tmp_path,
+                              env=env,
+                              capture_output=True,
+                              text=True,
+                              timeout=600)
+        assert proc.returncode == 0, (f'{block.where()} failed:\n'
+                                      f'{block.text}\n{proc.stdout[-3000:]}'
+                                      f'\n{proc.stderr[-5000:]}')
+    # What the blocks say they make.
+    assert (work_dir / 'student.onnx').is_file()
+    assert (work_dir / 'student_hallu.onnx').is_file()
+    assert (work_dir / 'hallu.npy').is_file()

@@ -15,6 +15,7 @@ from demo.dive_demo_report import (
     with_mean_accuracy,
 )
 from tests.conftest import run_tool
+from tests.docs.docs_commands import documented_commands
 
 
 def test_dive_metrics_from_a_dump(tmp_path):
@@ -86,6 +87,12 @@ def run_log(run_dir):
 
 @pytest.fixture(scope='module')
 def quick_demo(tmp_path_factory):
+    # What the dives guide runs, at quick scale: the demo, then (in
+    # test_quick_table9_grid) its --pretrain grid.
+    assert documented_commands('docs/user_guides/dives_aqa.md',
+                               'tools/dive_demo.py') == [[], [],
+                                                         ['--pretrain'],
+                                                         ['--quick']]
     root = tmp_path_factory.mktemp('dive_demo')
     work_dir, data_root = root / 'work', root / 'data'
     proc = run_tool('tools/dive_demo.py', '--quick', '--seeds', '2',

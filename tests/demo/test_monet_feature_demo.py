@@ -15,6 +15,7 @@ from demo.monet_feature_demo import (
     summarize,
 )
 from hallucinet_plugin.feature_bank import FeatureBank
+from tests.docs.docs_commands import documented_commands
 
 
 def fake_results(args, offsets):
@@ -75,13 +76,20 @@ def test_every_row_has_its_config():
 
 @pytest.mark.slow
 def test_quick_feature_demo_end_to_end(tmp_path):
+    # The MoNet guide's commands at quick scale: its subset, with the
+    # --unlabelled row (the plain run is the same with more rows).
+    subset = ['--units', 'monet', 'gru', '--classifiers', 'linear',
+              'nextvlad']
+    assert documented_commands('docs/user_guides/monet.md',
+                               'tools/monet_feature_demo.py') == [
+                                   [], [], ['--unlabelled'], subset]
     work, demo, data = (tmp_path / n for n in ('work', 'demo', 'data'))
     proc = run_tool('tools/monet_feature_demo.py', '--quick', '--seeds',
-                    '2', '--units', 'monet', 'gru', '--classifiers',
-                    'linear', 'nextvlad', '--work-dir', str(work),
+                    '2', *subset, '--unlabelled', '--work-dir', str(work),
                     '--demo-work-dir', str(demo), '--data-root', str(data),
                     timeout=900)
     assert '**Table 1 shape' in proc.stdout
+    assert 'MoNet, stage 1 also on the unlabelled videos' in proc.stdout
     assert '| NeXtVLAD |' in proc.stdout
     for name in ('results.md', 'results.json', 'results.png'):
         assert (work / name).stat().st_size > 0, name

@@ -236,7 +236,7 @@ def test_settings_from_config(setup):
     assert (demo['clip_len'], demo['stride']) == (16, 4)
     assert demo['view']['scale'] == [32, 32]
     assert demo['view']['mean'] == [127.5] * 3
-    assert demo['teacher_ckpt'] == 'work_dirs/demo/teacher/best.pth'
+    assert demo['teacher_ckpt'] == 'work_dirs/demo/teacher/teacher.pth'
 
 
 def test_settings_view_made_deterministic(setup):

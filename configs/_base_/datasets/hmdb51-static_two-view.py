@@ -3,7 +3,7 @@
 # time the clip sits at the video's centre) on HMDB51's 51 classes.
 # Annotation files are mmaction2 video lists (`brush_hair/April_09_brush_hair_
 # u_nm_np1_ba_goo_0.avi 0`); convert the official testTrainMulti_7030_splits
-# with tools/convert_split_list.py (see README).
+# with tools/convert_split_list.py (docs/user_guides/paper_setups.md).
 _base_ = ['./ucf101-static_two-view.py']
 
 data_root = 'data/hmdb51/videos'

@@ -2,7 +2,8 @@
 # first frame of the 16-frame teacher clip; at test time the clip sits at the
 # video's centre. Annotation files are mmaction2 video lists
 # (`ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 0`); convert the official
-# split lists with tools/convert_split_list.py (see README).
+# split lists with tools/convert_split_list.py
+# (docs/user_guides/paper_setups.md).
 # HalluVideoDataset: mmaction2's VideoDataset that checks every annotation
 # line (columns, labels < num_classes) and file at start-up.
 dataset_type = 'HalluVideoDataset'

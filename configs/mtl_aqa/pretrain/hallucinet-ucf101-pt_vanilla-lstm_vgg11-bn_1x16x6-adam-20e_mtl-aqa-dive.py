@@ -1,7 +1,8 @@
 # Hallucination in pre-training (the paper's Table 9): dive recognition on
 # MTL-AQA started from a student pre-trained on UCF101 (static protocol).
 # Pre-training with hallucination, fine-tuning without it: the fourth
-# cell of the 2 x 2 grid, an ablation beyond the rows quoted in the README.
+# cell of the 2 x 2 grid, an ablation beyond the rows quoted in
+# configs/mtl_aqa/README.md.
 #
 # Stage 1 is configs/mtl_aqa/pretrain/stage1_hallucinet_*_ucf101-static.py;
 # its student backbone is copied into this model before training

@@ -34,8 +34,12 @@ class HalluSparseSampleFrames(HalluSampleFrames):
     Args:
         window (int): Frames of the dive used.
         stride (int): Distance between student frames.
-        clip_len, frame_interval, student_offsets, with_teacher,
-            out_of_bound_opt: As in :class:`HalluSampleFrames`.
+        clip_len (int): As in :class:`HalluSampleFrames`.
+        frame_interval (int): As in :class:`HalluSampleFrames`.
+        student_offsets (Sequence[int]): As in :class:`HalluSampleFrames`.
+        with_teacher (bool): As in :class:`HalluSampleFrames`.
+        test_mode (bool): As in :class:`HalluSampleFrames`.
+        out_of_bound_opt (str): As in :class:`HalluSampleFrames`.
     """
 
     def __init__(self,
