@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 from mmaction.registry import MODELS
 
+from hallucinet_plugin.engine.hallucination import apply_hallucination
 from hallucinet_plugin.feature_bank.geometry import window_starts
 from hallucinet_plugin.feature_bank.store import (
     FORMAT,
@@ -153,7 +154,8 @@ def offline(cfg):
     the class has it: mmaction2's ResNetTSM and ResNet3d load 2D weights by
     default and fail without a path), ``Pretrained`` init_cfgs go,
     every ``*_ckpt`` (``teacher_ckpt``, MoNet's ``classifier_ckpt``)
-    becomes None (nested dicts and lists, in place)."""
+    becomes None (nested dicts and lists, in place); a
+    ``model.hallucination`` section gets ``random_teacher=True``."""
     if isinstance(cfg, dict):
         for key in list(cfg):
             value = cfg[key]
@@ -168,6 +170,11 @@ def offline(cfg):
             elif key == 'init_cfg' and isinstance(value, dict) and \
                     value.get('type') == 'Pretrained':
                 cfg[key] = None
+            elif key == 'hallucination' and isinstance(value, dict):
+                # A recipe's one-section hallucination: its teacher_ckpt
+                # goes too, which the section allows only when told.
+                offline(value)
+                value['random_teacher'] = True
             else:
                 offline(value)
     elif isinstance(cfg, (list, tuple)):
@@ -226,6 +233,14 @@ def segments(pipeline: List[Dict]) -> int:
         t.get('num_segments', t.get('num_clips', 1)) for t in pipeline
         if 'Sample' in t['type']
     ] or [1])
+
+
+def complete_section(cfg) -> None:
+    """Apply a ``model.hallucination`` section to the whole config (model,
+    train pipelines, hooks), as the plugin's tools do; configs without one
+    are left as they are."""
+    if cfg.model.get('hallucination') is not None:
+        apply_hallucination(cfg, switch_bank=False)
 
 
 def point_at(cfg,

@@ -27,7 +27,12 @@ from mmengine.utils import import_modules_from_strings
 
 from hallucinet_plugin.datasets.unlabelled import use_unlabelled
 from hallucinet_plugin.utils import get_pred_score
-from tests.configs.config_utils import make_config_data, offline, point_at
+from tests.configs.config_utils import (
+    complete_section,
+    make_config_data,
+    offline,
+    point_at,
+)
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -77,6 +82,7 @@ def load(config: str, data: dict) -> Config:
     import_modules_from_strings(**cfg.custom_imports)
     init_default_scope(cfg.get('default_scope', 'mmaction'))
     offline(cfg.model)
+    complete_section(cfg)
     point_at(cfg, data)
     return cfg
 

@@ -95,9 +95,12 @@ def test_quick_feature_demo_end_to_end(tmp_path):
         assert (work / name).stat().st_size > 0, name
     report = json.loads((work / 'results.json').read_text())
     assert set(report['runs']['monet_nextvlad']) == {'0', '1'}
-    # The stores hold every train and val video, with the demo's clips:
-    # 16-frame teacher windows every 4 frames, 1-frame student windows.
-    videos = report['videos']['train'] + report['videos']['val']
+    # The stores hold every train, val and unlabelled video, with the
+    # demo's clips: 16-frame teacher windows every 4 frames, 1-frame
+    # student windows.
+    assert report['videos']['unlabelled'] > 0
+    videos = sum(report['videos'][split]
+                 for split in ('train', 'val', 'unlabelled'))
     motion = FeatureBank(str(work / 'motion.lmdb'))
     appearance = FeatureBank(str(work / 'appearance.lmdb'))
     assert len(motion) == len(appearance) == videos

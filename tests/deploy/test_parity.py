@@ -37,7 +37,12 @@ from hallucinet_plugin.deploy.spec import (
     student_input_spec,
 )
 from hallucinet_plugin.utils import get_pred_score
-from tests.configs.config_utils import make_config_data, offline, point_at
+from tests.configs.config_utils import (
+    complete_section,
+    make_config_data,
+    offline,
+    point_at,
+)
 from tests.conftest import REPO
 
 ATOL = 1e-4  # on probabilities
@@ -164,6 +169,7 @@ def load(config: str, data: dict) -> Config:
     import_modules_from_strings(**cfg.custom_imports)
     init_default_scope(cfg.get('default_scope', 'mmaction'))
     offline(cfg.model)
+    complete_section(cfg)
     point_at(cfg, data)
     backbone = cfg.model.backbone
     if backbone.type.startswith('timm.vgg'):
