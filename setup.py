@@ -35,9 +35,11 @@ setup(
         'opencv-python',
         'lmdb>=1.4',
         'matplotlib',
+        # Seed statistics (difference_ci) and rank correlation.
+        'scipy',
     ],
     extras_require={
-        'tests': ['pytest', 'pytest-xdist', 'scipy', 'ruff', 'import-linter'],
+        'tests': ['pytest', 'pytest-xdist', 'ruff', 'import-linter'],
         'deploy': ['onnx', 'onnxruntime'],
         'docs': ['sphinx', 'myst-parser', 'furo', 'sphinx-copybutton'],
         'flow': ['opencv-contrib-python'],

@@ -19,6 +19,28 @@ if os.environ.get('PYTEST_XDIST_WORKER'):
     torch.set_num_threads(1)
 
 NUM_CLASSES = 4
+# The width of tiny_teacher()'s pooled output.
+TINY_TEACHER_DIM = 64
+
+
+def tiny_teacher(num_classes: int = NUM_CLASSES) -> dict:
+    """The 3D teacher the tests share: mmaction2's ``Recognizer3D`` with a
+    ResNet3d-18 at 1/8 width (64-d features) that keeps the time axis in
+    its stem, so 8- or 16-frame clips of 24-32 px pass through."""
+    return dict(
+        type='Recognizer3D',
+        backbone=dict(
+            type='ResNet3d',
+            depth=18,
+            base_channels=8,
+            pretrained=None,
+            pretrained2d=False,
+            conv1_stride_t=1,
+            pool1_stride_t=1),
+        cls_head=dict(
+            type='I3DHead',
+            num_classes=num_classes,
+            in_channels=TINY_TEACHER_DIM))
 
 
 def write_video(path: str, frames: np.ndarray, fps: int = 25) -> None:

@@ -15,11 +15,7 @@ writes ``{dataset}_train_split_{k}_videos.txt`` and
 ``hallucinet_plugin/converters/split_lists.py`` for the formats read.
 """
 import argparse
-import os.path as osp
 import sys
-
-# Run from a source checkout without installing.
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from hallucinet_plugin.converters.split_lists import (
     DATASETS,

@@ -17,7 +17,7 @@ import sys
 # The demo lives in the checkout's demo/, next to tools/.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from demo.hallucinet_demo import main
+from demo.hallucinet_demo import main  # noqa: E402
 
 if __name__ == '__main__':
     main()

@@ -24,11 +24,7 @@ exits with status 1 if ``scores`` differ by more than ``--atol-scores``
 (default 1e-3).
 """
 import argparse
-import os.path as osp
 import sys
-
-# Run from a source checkout without installing.
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import DictAction
 

@@ -16,11 +16,6 @@ modality='Flow')``. See ``hallucinet_plugin/converters/flow.py`` for the
 quantisation and frame-count conventions.
 """
 import argparse
-import os.path as osp
-import sys
-
-# Run from a source checkout without installing.
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from hallucinet_plugin.converters import extract_flow
 from hallucinet_plugin.converters.flow import FLOW_METHODS

@@ -23,21 +23,17 @@ are skipped. See ``hallucinet_plugin/feature_bank/`` for the
 windows, the teacher view and the store layout.
 """
 import argparse
-import os.path as osp
-import sys
-
-# Run from a source checkout without installing; cli_args sits next to
-# this file.
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 import torch
-from cli_args import add_unlabelled_args, apply_unlabelled_args
 from mmengine.config import Config, DictAction
 from mmengine.dist import get_dist_info, init_dist
 
 import hallucinet_plugin  # noqa: F401
 from hallucinet_plugin.engine import apply_hallucination
+from hallucinet_plugin.engine.cli import (
+    add_unlabelled_args,
+    apply_unlabelled_args,
+)
 from hallucinet_plugin.feature_bank.extraction import extract_teacher_features
 from hallucinet_plugin.feature_bank.store import DTYPES
 from hallucinet_plugin.utils import use_safe_checkpoint_loaders

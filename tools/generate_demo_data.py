@@ -12,7 +12,7 @@ import time
 # Run from a source checkout without installing.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from demo.demo_data import generate_demo_dataset
+from demo.demo_data import generate_demo_dataset  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:

@@ -15,11 +15,6 @@ hallucinated representation: ``(S, D)`` for one input, ``(N, S, D)`` for
 ``N`` inputs.
 """
 import argparse
-import os.path as osp
-import sys
-
-# Run from a source checkout without installing.
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import numpy as np
 from mmengine.config import DictAction

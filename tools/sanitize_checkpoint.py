@@ -19,8 +19,6 @@ import sys
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
 from hallucinet_plugin.utils import sanitize_checkpoint
 
 

@@ -6,19 +6,18 @@ Example::
 """
 import argparse
 import os.path as osp
-import sys
 from typing import List, Optional
 
-# Run from a source checkout without installing; cli_args sits next to
-# this file.
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-
-from cli_args import build_runner, common_args, finish_distributed, work_dir_of
 from mmengine.config import Config
 
 import hallucinet_plugin  # noqa: F401
 from hallucinet_plugin.engine import apply_hallucination
+from hallucinet_plugin.engine.cli import (
+    build_runner,
+    common_args,
+    finish_distributed,
+    work_dir_of,
+)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -5,16 +5,14 @@ Example::
     python tools/train.py configs/hallucinet_vgg11_ucf.py
 """
 import argparse
-import os.path as osp
-import sys
 from typing import List, Optional
 
-# Run from a source checkout without installing; cli_args sits next to
-# this file.
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from mmengine.config import Config
+from mmengine.runner import Runner
 
-from cli_args import (
+import hallucinet_plugin  # noqa: F401
+from hallucinet_plugin.engine import apply_hallucination
+from hallucinet_plugin.engine.cli import (
     add_unlabelled_args,
     apply_unlabelled_args,
     build_runner,
@@ -22,11 +20,6 @@ from cli_args import (
     finish_distributed,
     work_dir_of,
 )
-from mmengine.config import Config
-from mmengine.runner import Runner
-
-import hallucinet_plugin  # noqa: F401
-from hallucinet_plugin.engine import apply_hallucination
 from hallucinet_plugin.feature_bank import (
     check_teacher_bank,
     use_teacher_bank,

@@ -65,7 +65,7 @@ from ..datasets.transforms.load_flow_clips import (
     RGB_TMPL,
     read_done_marker,
 )
-from ..typing import PathLike
+from ..utils.typing_utils import PathLike
 
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mkv', '.webm', '.mov', '.m4v', '.mpg',
                     '.mpeg', '.flv', '.wmv', '.3gp')

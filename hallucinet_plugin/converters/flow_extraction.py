@@ -23,7 +23,7 @@ from ..datasets.transforms.load_flow_clips import (
     FLOW_TMPL,
     RGB_TMPL,
 )
-from ..typing import PathLike
+from ..utils.typing_utils import PathLike
 from .flow import (
     VIDEO_EXTENSIONS,
     BadVideoError,

@@ -8,7 +8,7 @@ from mmaction.registry import DATASETS
 from mmengine.fileio import list_from_file
 
 from ..feature_bank import FeatureBank
-from ..typing import ConfigType
+from ..utils.typing_utils import ConfigType
 from .tfrecord_sequences import (
     context_of,
     parse_sequence_example,

@@ -7,7 +7,7 @@ from mmaction.registry import DATASETS
 from mmengine.fileio import exists, list_from_file
 from mmengine.logging import print_log
 
-from ..typing import ConfigType
+from ..utils.typing_utils import ConfigType
 from .transforms.hallu_decord_init import VideoReadError
 
 # Bad lines listed in one error; the count says how many there were.

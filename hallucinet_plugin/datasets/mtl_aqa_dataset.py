@@ -30,7 +30,6 @@ import numpy as np
 from mmaction.datasets import BaseActionDataset
 from mmaction.registry import DATASETS
 
-from ..typing import ConfigType
 from ..utils.mtl_aqa import MTL_AQA_PROPERTIES
 from ..utils.pickle_data import (
     SAFE_GLOBALS,
@@ -39,6 +38,7 @@ from ..utils.pickle_data import (
     resolve,
     without_lengths,
 )
+from ..utils.typing_utils import ConfigType
 
 # Names accepted in JSON/CSV annotations in place of class ids. This is the
 # plugin's own convention: the release stores ids only and does not document

@@ -13,8 +13,8 @@ from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
 from ..models.utils import reduce_to_vector
-from ..typing import PathLike
 from ..utils.checkpoint import load_checkpoint_into
+from ..utils.typing_utils import PathLike
 from .spec import student_input_spec, without_pretrained
 
 

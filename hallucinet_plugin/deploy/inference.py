@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-from ..typing import PathLike
+from ..utils.typing_utils import PathLike
 from .deploy_model import DeployModel, build_student
 from .frames import input_kind, load_frames
 from .onnx_export import onnx_metadata, onnx_session

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
-from ..typing import PathLike
+from ..utils.typing_utils import PathLike
 from .deploy_model import DeployModel, build_deploy_model, input_shape
 from .frames import load_frames
 from .spec import resolve_size, student_input_spec

@@ -15,8 +15,8 @@ from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ..typing import PathLike
 from ..utils.config import load_config, to_builtin
+from ..utils.typing_utils import PathLike
 from .geometry import window_starts
 from .store import FeatureBankWriter, video_key
 from .switch import bank_settings, hallucinet_arg, sha256_file

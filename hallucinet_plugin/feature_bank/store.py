@@ -16,7 +16,7 @@ import mmengine
 import numpy as np
 import torch
 
-from ..typing import PathLike
+from ..utils.typing_utils import PathLike
 from ..version import __version__
 from .geometry import clip_span, nearest_windows
 

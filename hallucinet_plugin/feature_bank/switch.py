@@ -15,13 +15,13 @@ from mmengine.fileio import get_local_path
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 
-from ..typing import PathLike
 from ..utils.config import (
     innermost_dataset,
     load_config,
     pipeline_datasets,
     to_builtin,
 )
+from ..utils.typing_utils import PathLike
 from .geometry import default_stride
 from .store import (
     DTYPES,

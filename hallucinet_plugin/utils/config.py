@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Union
 
 from mmengine.config import Config
 
-from ..typing import PathLike
+from .typing_utils import PathLike
 
 
 def load_config(config: Union[PathLike, Config, Dict],

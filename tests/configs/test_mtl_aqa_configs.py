@@ -51,8 +51,8 @@ from hallucinet_plugin.feature_bank.store import (
     FORMAT_VERSION,
     FeatureBankWriter,
 )
+from tests.conftest import REPO, TINY_TEACHER_DIM, tiny_teacher
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_DIR = osp.join(REPO, 'configs', 'mtl_aqa')
 CONFIGS = sorted(
     osp.relpath(p, REPO)
@@ -60,19 +60,10 @@ CONFIGS = sorted(
 MTL_AQA_PROPERTIES = dict(
     position=3, armstand=2, rotation_type=4, ss_no=10, tw_no=8)
 
-TINY_DIM = 64  # timm test_convnext's features; the tiny teacher's too
+# timm test_convnext's features; the tiny teacher's too.
+TINY_DIM = TINY_TEACHER_DIM
 TINY_STUDENT = dict(type='timm.test_convnext', pretrained=False)
-TINY_TEACHER = dict(
-    type='Recognizer3D',
-    backbone=dict(
-        type='ResNet3d',
-        depth=18,
-        base_channels=8,
-        pretrained=None,
-        pretrained2d=False,
-        conv1_stride_t=1,
-        pool1_stride_t=1),
-    cls_head=dict(type='I3DHead', num_classes=4, in_channels=TINY_DIM))
+TINY_TEACHER = tiny_teacher(num_classes=4)
 BANK_STRIDE = 4
 
 init_default_scope('mmaction')

@@ -15,7 +15,7 @@ from hallucinet_plugin.deploy.cost import (
 )
 from hallucinet_plugin.deploy.presets import preset_configs
 from hallucinet_plugin.utils.config import load_config
-from tests.conftest import REPO, run_tool
+from tests.conftest import REPO, run_tool, tiny_teacher
 
 STUDENT_DIM, TEACHER_DIM, NUM_CLASSES = 96, 16, 3
 
@@ -26,18 +26,7 @@ def tiny_config() -> Config:
     model = dict(
         type='HalluciNet',
         backbone=dict(type='timm.test_resnet', pretrained=False),
-        teacher=dict(
-            type='Recognizer3D',
-            backbone=dict(
-                type='ResNet3d',
-                depth=18,
-                base_channels=8,
-                pretrained=None,
-                pretrained2d=False,
-                conv1_stride_t=1,
-                pool1_stride_t=1),
-            cls_head=dict(
-                type='I3DHead', num_classes=NUM_CLASSES, in_channels=64)),
+        teacher=tiny_teacher(NUM_CLASSES),
         teacher_ckpt='does/not/exist.pth',
         hallu_head=dict(
             type='HallucinationHead',

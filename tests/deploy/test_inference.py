@@ -16,7 +16,7 @@ from hallucinet_plugin.deploy.frames import list_frames, load_frames
 from hallucinet_plugin.deploy.inference import inference, load_label_map
 from hallucinet_plugin.deploy.onnx_export import export_onnx
 from hallucinet_plugin.utils import set_gt_label
-from tests.conftest import run_tool, write_video
+from tests.conftest import run_tool, tiny_teacher, write_video
 
 CLASSES = ['red', 'blue']
 CLIP_LEN, SIZE = 8, 32
@@ -43,17 +43,7 @@ def model_config() -> dict:
     return dict(
         type='HalluciNet',
         backbone=dict(type='timm.test_resnet', pretrained=False),
-        teacher=dict(
-            type='Recognizer3D',
-            backbone=dict(
-                type='ResNet3d',
-                depth=18,
-                base_channels=8,
-                pretrained=None,
-                pretrained2d=False,
-                conv1_stride_t=1,
-                pool1_stride_t=1),
-            cls_head=dict(type='I3DHead', num_classes=2, in_channels=64)),
+        teacher=tiny_teacher(num_classes=2),
         hallu_head=dict(
             type='HallucinationHead', in_channels=96, out_channels=64),
         cls_head=dict(

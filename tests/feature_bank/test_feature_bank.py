@@ -44,8 +44,10 @@ from hallucinet_plugin.utils import set_gt_label
 from tests.configs.config_utils import leaf_datasets
 from tests.conftest import (
     REPO,
+    TINY_TEACHER_DIM,
     make_video_dataset,
     moving_square_video,
+    tiny_teacher,
     write_video,
 )
 
@@ -54,19 +56,9 @@ init_default_scope('mmaction')
 CLIP_LEN = 8
 NUM_FRAMES = 20
 TEACHER_SIZE = 24
-TEACHER_DIM = 64
+TEACHER_DIM = TINY_TEACHER_DIM
 STUDENT_DIM = 96  # timm test_resnet
-TEACHER = dict(
-    type='Recognizer3D',
-    backbone=dict(
-        type='ResNet3d',
-        depth=18,
-        base_channels=8,
-        pretrained=None,
-        pretrained2d=False,
-        conv1_stride_t=1,
-        pool1_stride_t=1),
-    cls_head=dict(type='I3DHead', num_classes=4, in_channels=TEACHER_DIM))
+TEACHER = tiny_teacher(num_classes=4)
 DEMO = osp.join(REPO, 'configs', 'demo')
 DEMO_ONLINE = {
     'hallucinet': 'hallucinet_resnet10t_r3d-tiny_adam-10e_demo.py',

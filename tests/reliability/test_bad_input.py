@@ -28,6 +28,7 @@ from hallucinet_plugin.utils import set_gt_label
 from tests.conftest import (
     make_video_dataset,
     moving_square_video,
+    tiny_teacher,
     write_video,
 )
 
@@ -455,17 +456,7 @@ def test_frame_folder_shorter_than_its_annotation(frame_folders):
 
 # --------------------------------------- student and teacher inputs disagree
 def tiny_hallucinet():
-    teacher = dict(
-        type='Recognizer3D',
-        backbone=dict(
-            type='ResNet3d',
-            depth=18,
-            base_channels=8,
-            pretrained=None,
-            pretrained2d=False,
-            conv1_stride_t=1,
-            pool1_stride_t=1),
-        cls_head=dict(type='I3DHead', num_classes=4, in_channels=64))
+    teacher = tiny_teacher(num_classes=4)
     model = MODELS.build(
         dict(
             type='HalluciNet',

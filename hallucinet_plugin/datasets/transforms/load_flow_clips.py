@@ -7,7 +7,7 @@ import numpy as np
 from mmaction.registry import TRANSFORMS
 from mmcv.transforms import BaseTransform
 
-from ...typing import PathLike
+from ...utils.typing_utils import PathLike
 
 _OUT_OF_BOUND = ('repeat_last', 'error')
 _INTERPOLATIONS = dict(

@@ -4,32 +4,13 @@ import numpy as np
 from mmaction.registry import METRICS
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
-
-
-def average_ranks(x: np.ndarray) -> np.ndarray:
-    """1-based ranks of ``x``, tied values sharing their average rank.
-
-    Args:
-        x (np.ndarray): Values, shape (n, ).
-
-    Returns:
-        np.ndarray: Ranks, shape (n, ), float.
-    """
-    x = np.asarray(x, dtype=np.float64).ravel()
-    order = np.argsort(x, kind='stable')
-    sorted_x = x[order]
-    # A tie group starts wherever the sorted value changes.
-    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
-    ends = np.r_[starts[1:], x.size]
-    group_rank = (starts + ends + 1) / 2.0  # mean of ranks starts+1..ends
-    ranks = np.empty(x.size, dtype=np.float64)
-    ranks[order] = np.repeat(group_rank, ends - starts)
-    return ranks
+from scipy.stats import rankdata
 
 
 def spearman_correlation(pred: Sequence[float],
                          target: Sequence[float]) -> float:
-    """Spearman's rank correlation: Pearson's correlation of average ranks.
+    """Spearman's rank correlation: Pearson's correlation of average ranks
+(scipy's ``rankdata``), with the inputs checked.
 
     Args:
         pred (Sequence[float]): Predicted scores, shape (n, ).
@@ -49,8 +30,8 @@ def spearman_correlation(pred: Sequence[float],
                          f'{pred.size}')
     if not (np.isfinite(pred).all() and np.isfinite(target).all()):
         raise ValueError('scores must be finite (no NaN or inf)')
-    rp = average_ranks(pred) - (pred.size + 1) / 2.0
-    rt = average_ranks(target) - (pred.size + 1) / 2.0
+    rp = rankdata(pred) - (pred.size + 1) / 2.0
+    rt = rankdata(target) - (pred.size + 1) / 2.0
     denom = np.sqrt((rp * rp).sum() * (rt * rt).sum())
     if denom == 0:
         return float('nan')

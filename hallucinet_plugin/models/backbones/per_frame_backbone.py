@@ -3,7 +3,7 @@ import torch.nn as nn
 from mmaction.registry import MODELS
 from mmengine.model import BaseModule
 
-from ...typing import ConfigType
+from ...utils.typing_utils import ConfigType
 from ..utils import reduce_to_vector
 
 

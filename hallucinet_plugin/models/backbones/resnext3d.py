@@ -8,8 +8,8 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import constant_init, kaiming_init, normal_init
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ...typing import OptConfigType
 from ...utils.checkpoint import load_checkpoint_into, state_dict_of
+from ...utils.typing_utils import OptConfigType
 
 _BN_COUNTER = 'num_batches_tracked'
 

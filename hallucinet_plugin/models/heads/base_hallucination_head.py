@@ -4,7 +4,7 @@ import torch
 from mmaction.registry import MODELS
 from mmengine.model import BaseModule
 
-from ...typing import OptConfigType
+from ...utils.typing_utils import OptConfigType
 
 
 class BaseHallucinationHead(BaseModule):

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 from mmaction.models.heads.base import BaseHead
 
-from ...typing import ConfigType
+from ...utils.typing_utils import ConfigType
 
 
 def vlad_aggregate(x: torch.Tensor, assign: torch.Tensor,

@@ -7,8 +7,8 @@ from mmaction.registry import MODELS
 from mmaction.utils import SampleList
 from mmengine.model import BaseModule
 
-from ...typing import OptConfigType
 from ...utils.mtl_aqa import MTL_AQA_PROPERTIES
+from ...utils.typing_utils import OptConfigType
 
 HeadOutputs = Tuple[Dict[str, torch.Tensor], Optional[torch.Tensor]]
 

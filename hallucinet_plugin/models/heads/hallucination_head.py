@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 from mmaction.registry import MODELS
 
-from ...typing import OptConfigType
+from ...utils.typing_utils import OptConfigType
 from .base_hallucination_head import BaseHallucinationHead
 
 

@@ -6,7 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmaction.registry import MODELS
 
-from ...typing import OptConfigType
+from ...utils.typing_utils import OptConfigType
 from .base_hallucination_head import BaseHallucinationHead
 
 _UNITS = ('monet', 'mlp', 'gru', 'bigru', 'conv1d')

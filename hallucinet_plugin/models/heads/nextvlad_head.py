@@ -3,7 +3,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmaction.registry import MODELS
 
-from ...typing import ConfigType
+from ...utils.typing_utils import ConfigType
 from .base_vlad_head import BaseVLADHead, vlad_aggregate
 
 

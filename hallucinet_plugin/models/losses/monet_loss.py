@@ -7,8 +7,8 @@ from mmaction.registry import MODELS
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
-from ...typing import OptConfigType
 from ...utils.checkpoint import load_checkpoint_into
+from ...utils.typing_utils import OptConfigType
 
 
 @MODELS.register_module()

@@ -7,9 +7,9 @@ from mmaction.registry import MODELS
 from mmaction.utils import SampleList
 from mmengine.model import BaseModel
 
-from ...typing import OptConfigType
 from ...utils import set_pred_label, set_pred_score
 from ...utils.checkpoint import load_checkpoint_into
+from ...utils.typing_utils import OptConfigType
 
 MOTION_INPUTS = ('real', 'hallucinated')
 

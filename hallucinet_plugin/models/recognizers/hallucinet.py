@@ -6,9 +6,9 @@ from mmaction.registry import MODELS
 from mmaction.utils import SampleList
 from mmengine.logging import print_log
 
-from ...typing import ConfigType, OptConfigType
 from ...utils import set_pred_label, set_pred_score
 from ...utils.checkpoint import load_checkpoint_into
+from ...utils.typing_utils import ConfigType, OptConfigType
 from ..teachers import FrozenTeacher
 from ..teachers.frozen_teacher import drop_teacher_state, fill_teacher_state
 from ..utils import reduce_to_vector

@@ -10,8 +10,8 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
-from ...typing import ConfigType
 from ...utils.checkpoint import load_checkpoint_into
+from ...utils.typing_utils import ConfigType
 from ..utils import reduce_to_vector
 
 # The teacher's parts under these prefixes may be missing from its checkpoint

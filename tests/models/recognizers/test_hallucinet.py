@@ -10,6 +10,7 @@ from mmengine.registry import init_default_scope
 
 import hallucinet_plugin  # noqa: F401
 from hallucinet_plugin.utils import get_pred_score, set_gt_label
+from tests.conftest import TINY_TEACHER_DIM, tiny_teacher
 
 init_default_scope('mmaction')
 
@@ -17,14 +18,7 @@ NUM_CLASSES = 4
 
 # name -> (teacher config, clip length, clip size, teacher dim)
 TEACHERS = {
-    'resnet3d': (dict(
-        type='ResNet3d',
-        depth=18,
-        base_channels=8,
-        pretrained=None,
-        pretrained2d=False,
-        conv1_stride_t=1,
-        pool1_stride_t=1), 8, 32, 64),
+    'resnet3d': (tiny_teacher()['backbone'], 8, 32, TINY_TEACHER_DIM),
     'x3d': (dict(
         type='X3D', gamma_w=0.5, gamma_b=1.0, gamma_d=0.5,
         pretrained=None), 8, 32, 128),

@@ -1,6 +1,7 @@
-"""Command-line pieces shared by the tools (not part of the package):
-mmaction2's common train/test arguments and the ``--unlabelled`` flags of
-``train.py`` and ``extract_teacher_features.py``."""
+"""What the command-line tools share: mmaction2's common train/test
+arguments, the ``--unlabelled`` flags of ``tools/train.py`` and
+``tools/extract_teacher_features.py``, and the Runner as those tools build
+it."""
 import argparse
 import os
 import os.path as osp
@@ -9,17 +10,16 @@ import torch
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from hallucinet_plugin.datasets import use_unlabelled
-from hallucinet_plugin.engine import (
-    WeightsOnlyCheckpointHook,
-    setup_cpu_distributed,
-)
-from hallucinet_plugin.utils.checkpoint_sources import (
-    use_safe_checkpoint_loaders,
-)
+from ..datasets import use_unlabelled
+from ..utils.checkpoint_sources import use_safe_checkpoint_loaders
+from .distributed import setup_cpu_distributed
+from .hooks import WeightsOnlyCheckpointHook
 
 
 def common_args(parser: argparse.ArgumentParser) -> None:
+    """mmaction2's arguments of ``tools/train.py`` and ``tools/test.py``:
+    ``config``, ``--work-dir``, ``--cfg-options``, ``--launcher``,
+    ``--local-rank``."""
     parser.add_argument('config', help='config file path')
     parser.add_argument(
         '--work-dir', help='where logs and checkpoints go (default: '
