@@ -17,8 +17,9 @@ Examples::
         CONFIG --out BANK --launcher pytorch
 
 CONFIG is the online-teacher config (``model.teacher`` and
-``model.teacher_ckpt``); train with its ``-bank`` variant, which reads the
-store with ``LoadTeacherFeatures``. Re-running resumes: committed videos
+``model.teacher_ckpt``); train the same config with
+``tools/train.py CONFIG --teacher-bank BANK``, which checks the store
+against it. Re-running resumes: committed videos
 are skipped. See ``hallucinet_plugin/feature_bank/`` for the
 windows, the teacher view and the store layout.
 """

@@ -1,7 +1,7 @@
 # MoNet's appearance-only baseline on the demo: the resnet10t student on
 # one frame in each of the same 4 segments (TSN, average of the segments'
 # scores), no hallucinated stream, the same schedule as
-# monet_resnet10t_r3d-tiny-bank_adam-10e_demo.py.
+# monet_resnet10t_r3d-tiny_adam-10e_demo.py.
 _base_ = ['./vanilla_resnet10t_adam-10e_demo.py']
 num_segments = 4
 clip_len = {{_base_.clip_len}}

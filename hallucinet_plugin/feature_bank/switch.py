@@ -67,7 +67,8 @@ def _find(pipeline: Sequence[Dict], name: str, where: str) -> int:
         raise ValueError(
             f'{where}: the train pipeline needs exactly one {name} to '
             f'derive the bank settings, found {len(hits)} (extract with '
-            'the online-teacher config the bank config derives from)')
+            'the online-teacher config, the one you train with '
+            '--teacher-bank)')
     return hits[0]
 
 
@@ -120,8 +121,8 @@ def bank_settings(cfg: Union[PathLike, Config],
     if model.get('teacher') is None:
         raise ValueError(
             f'{where}: model.teacher is not set. Extract with the '
-            'online-teacher config (the one the -bank config derives '
-            'from), which names the teacher and its checkpoint.')
+            'online-teacher config (the one you train with '
+            '--teacher-bank), which names the teacher and its checkpoint.')
     if model.get('teacher_ckpt') is None:
         raise ValueError(f'{where}: model.teacher_ckpt is not set; a bank '
                          "of an untrained teacher's features is useless")
@@ -338,8 +339,8 @@ def use_teacher_bank(cfg: Config, store: str) -> Config:
     if model.get('teacher') is None:
         raise ValueError(
             f'{where}: model.teacher is not set, so there is no online '
-            'teacher for --teacher-bank to replace (is this already a '
-            '-bank config, or not a HalluciNet config?)')
+            'teacher for --teacher-bank to replace (is this config '
+            'already switched to a bank, or not a HalluciNet config?)')
     if not osp.isdir(store):
         raise FileNotFoundError(
             f'teacher feature bank not found: {store}; build it with '

@@ -523,11 +523,16 @@ def test_killed_extraction_resumes_to_an_identical_store(tmp_path):
 
 
 @pytest.mark.parametrize('name', sorted(DEMO_ONLINE))
-def test_demo_bank_configs(name):
+def test_demo_configs_train_from_the_bank(name, tmp_path):
+    """``tools/train.py CONFIG --teacher-bank STORE`` on each online demo
+    config: the teacher's clips give way to the store's targets, the rest
+    of the pipeline and the test pipeline stay."""
     online_name = DEMO_ONLINE[name]
-    bank_name = online_name.replace('_r3d-tiny_', '_r3d-tiny-bank_')
     online = Config.fromfile(osp.join(DEMO, online_name))
-    cfg = Config.fromfile(osp.join(DEMO, bank_name))
+    store = str(tmp_path / 'bank.lmdb')
+    os.makedirs(store)
+    cfg = use_teacher_bank(Config.fromfile(osp.join(DEMO, online_name)),
+                           store)
     assert cfg.model.get('teacher') is None
     assert cfg.model.get('teacher_ckpt') is None
     pipeline = {t['type']: t for t in cfg.train_dataloader.dataset.pipeline}
@@ -539,12 +544,11 @@ def test_demo_bank_configs(name):
     assert sampler['with_teacher'] is False
     assert sampler['student_offsets'] == online_sampler['student_offsets']
     load = pipeline['LoadTeacherFeatures']
-    assert load['store'] == cfg.teacher_bank
+    assert load['store'] == store
     assert load['clip_len'] == bank_settings(online)['clip_len']
     assert load['data_prefix'] == \
         cfg.train_dataloader.dataset.data_prefix['video']
-    assert tuple(pipeline['PackActionInputs']['collect_keys']) == (
-        'imgs', 'teacher_feats')
+    assert 'teacher_feats' in pipeline['PackActionInputs']['collect_keys']
     assert 'HalluSplitViews' in pipeline
     assert cfg.val_dataloader.dataset.pipeline == \
         online.val_dataloader.dataset.pipeline
@@ -570,34 +574,6 @@ def test_demo_bank_configs(name):
         2, 1, model.hallu_head.out_channels)
     losses = model(**data, mode='loss')
     assert losses['loss_hallu'] > 0
-
-
-def _plain(obj):
-    """Config values as plain JSON types (tuples become lists)."""
-    return json.loads(json.dumps(obj.to_dict() if hasattr(obj, 'to_dict')
-                                 else obj))
-
-
-@pytest.mark.parametrize('name', sorted(DEMO_ONLINE))
-def test_switch_gives_the_demo_bank_configs(name, tmp_path):
-    """``tools/train.py --teacher-bank`` on an online demo config gives
-    what its hand-written -bank twin says."""
-    online_name = DEMO_ONLINE[name]
-    twin = Config.fromfile(
-        osp.join(DEMO,
-                 online_name.replace('_r3d-tiny_', '_r3d-tiny-bank_')))
-    store = str(tmp_path / 'bank.lmdb')
-    os.makedirs(store)
-    cfg = use_teacher_bank(
-        Config.fromfile(osp.join(DEMO, online_name)), store)
-    expected = _plain(twin.train_dataloader.dataset.pipeline)
-    for transform in expected:
-        if transform['type'] == 'LoadTeacherFeatures':
-            transform['store'] = store
-    assert _plain(cfg.train_dataloader.dataset.pipeline) == expected
-    assert cfg.model.teacher is None and cfg.model.teacher_ckpt is None
-    assert _plain(cfg.model) == _plain(twin.model)
-    assert _plain(cfg.val_dataloader) == _plain(twin.val_dataloader)
 
 
 def _hallucinet_configs():

@@ -16,7 +16,6 @@ from mmengine.config import Config
 HERE = osp.dirname(osp.abspath(__file__))
 REPO = osp.dirname(osp.dirname(HERE))
 DEMO = 'configs/demo/hallucinet_resnet10t_r3d-tiny_adam-10e_demo.py'
-DEMO_BANK = 'configs/demo/hallucinet_resnet10t_r3d-tiny-bank_adam-10e_demo.py'
 # The plugin modules these tests exercise, imported explicitly so that the
 # subprocesses register them whatever the package's __init__ imports, and
 # the tests' own observing hooks.

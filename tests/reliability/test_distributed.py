@@ -28,7 +28,6 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 from reliability_utils import (
     DEMO,
-    DEMO_BANK,
     extract_bank,
     load_state,
     read_records,
@@ -97,20 +96,16 @@ def runs(tmp_path_factory):
 
     bank = str(root / 'bank.lmdb')
     extract_bank(out['two_config'], bank)
+    # The online config, trained from the bank by the switch.
     config = write_config(
         str(root / 'bank.py'),
-        DEMO_BANK,
+        DEMO,
         data,
         batch_size=2,
         epochs=EPOCHS,
         # Data-loader workers open the bank after the fork.
         workers=1,
-        options=dict(
-            options, **{
-                'train_dataloader.dataset.pipeline.2.store': bank,
-                'train_dataloader.dataset.pipeline.2.data_prefix':
-                data['video_dir'],
-            }),
+        options=dict(options, **{'model.teacher_ckpt': teacher_ckpt}),
         hooks=[dict(type='RecordRunHook', out_dir=str(root / 'bank'))])
     run(
         tool_cmd(
@@ -120,6 +115,8 @@ def runs(tmp_path_factory):
             str(root / 'work_bank'),
             '--seed',
             '0',
+            '--teacher-bank',
+            bank,
             nproc=2))
     out['bank'] = read_records(str(root / 'bank'), 2)
     out['bank_store'] = bank

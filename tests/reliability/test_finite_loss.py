@@ -13,7 +13,6 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from reliability_utils import (
     DEMO,
-    DEMO_BANK,
     extract_bank,
     run,
     tool_cmd,
@@ -48,14 +47,16 @@ def poisoned(tmp_path_factory):
         options={'model.teacher_ckpt': ckpt})
     bank = str(root / 'bank.lmdb')
     extract_bank(online, bank)
-    return dict(root=root, data=data, bank=bank)
+    return dict(root=root, data=data, bank=bank, ckpt=ckpt)
 
 
 def train(poisoned, name, nproc, batch_size):
     root, data = poisoned['root'], poisoned['data']
+    # The online config, trained from the bank (tools/train.py
+    # --teacher-bank checks the store against it).
     config = write_config(
         str(root / f'{name}.py'),
-        DEMO_BANK,
+        DEMO,
         data,
         batch_size=batch_size,
         epochs=1,
@@ -65,15 +66,13 @@ def train(poisoned, name, nproc, batch_size):
         ],
         options={
             'train_dataloader.sampler.shuffle': False,
-            'train_dataloader.dataset.pipeline.2.store': poisoned['bank'],
-            'train_dataloader.dataset.pipeline.2.data_prefix':
-            data['video_dir'],
+            'model.teacher_ckpt': poisoned['ckpt'],
         })
     work_dir = str(root / f'work_{name}')
     proc = run(
         tool_cmd(
             'train.py', config, '--work-dir', work_dir, '--seed', '0',
-            nproc=nproc),
+            '--teacher-bank', poisoned['bank'], nproc=nproc),
         check=False)
     return proc, proc.stdout + proc.stderr, work_dir
 
