@@ -528,14 +528,16 @@ def test_stage2_initialisation(config, tmp_path):
 
 def test_feature_bank_of_event_videos(release, tmp_path):
     """tools/extract_teacher_features.py's function on the online dive
-    config stores each event video once; the -bank config finds every
-    dive's clips in it by their frame in the event video."""
+    config stores each event video once; the same config switched to the
+    bank (tools/train.py --teacher-bank) finds every dive's clips in it by
+    their frame in the event video."""
     from mmaction.registry import DATASETS
 
     from hallucinet_plugin.feature_bank.extraction import (
         extract_teacher_features,
     )
     from hallucinet_plugin.feature_bank.store import FeatureBank
+    from hallucinet_plugin.feature_bank.switch import use_teacher_bank
     cfg = dive_config()
     model_cfg = tiny_model(cfg.model.to_dict())
     point_at(cfg, release, model_cfg)
@@ -560,13 +562,10 @@ def test_feature_bank_of_event_videos(release, tmp_path):
     assert report['complete'] and report['videos'] == 2
     assert sorted(FeatureBank(store).keys()) == ['01.mp4', '02.mp4']
 
-    bank_cfg = load('configs/mtl_aqa/hallucinet-lstm_vgg11-bn_resnext101-'
-                    'bank_1x16x6-adam-step5-20e_mtl-aqa-joint.py')
+    bank_cfg = dive_config()
     point_at(bank_cfg, release, tiny_model(bank_cfg.model.to_dict()))
+    use_teacher_bank(bank_cfg, store)
     dataset_cfg = bank_cfg.train_dataloader.dataset
-    for t in dataset_cfg.pipeline:
-        if t['type'] == 'LoadTeacherFeatures':
-            t['store'] = store
     types = [t['type'] for t in dataset_cfg.pipeline]
     dataset_cfg.pipeline = dataset_cfg.pipeline[:types.index(
         'LoadTeacherFeatures') + 1]
