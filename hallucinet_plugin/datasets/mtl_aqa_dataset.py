@@ -69,8 +69,8 @@ class _PlainDataUnpickler(pickle.Unpickler):
     numeric dtypes only: a forged dtype state is refused, not trusted).
     """
 
-    _BUILTINS = frozenset(('dict', 'list', 'tuple', 'set', 'frozenset', 'int',
-                           'float', 'complex', 'str', 'bool'))
+    _CONTAINERS = frozenset(('dict', 'list', 'tuple', 'set', 'frozenset'))
+    _BUILTINS = _CONTAINERS | {'int', 'float', 'complex', 'str', 'bool'}
     _SIZED = {
         name: without_lengths(cls)
         for name, cls in (('bytes', bytes), ('bytearray', bytearray))
@@ -80,7 +80,8 @@ class _PlainDataUnpickler(pickle.Unpickler):
         if module == '__builtin__':  # protocol 2 written by Python 2
             module = 'builtins'
         if module == 'builtins' and name in self._BUILTINS:
-            return super().find_class(module, name)
+            return _scalar_arguments(super().find_class(module, name),
+                                     name in self._CONTAINERS)
         if module == 'builtins' and name in self._SIZED:
             return self._SIZED[name]
         if (module, name) == ('numpy', 'dtype'):
@@ -93,6 +94,30 @@ class _PlainDataUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(
             f'refusing to load {module}.{name}: annotation pickles may only '
             'hold plain data (dicts, lists, tuples, numbers, strings)')
+
+
+_SCALAR_TYPES = (type(None), bool, int, float, complex, str, bytes)
+
+
+def _scalar_arguments(cls: type, container: bool) -> Any:
+    """``cls`` called only as plain data needs it: a container type on one
+    container or nothing (a shallow copy, linear in its length), any other
+    type on scalars only. ``str`` of a pickled web of shared lists would
+    otherwise write out every path through it (a few hundred bytes of
+    pickle, exponentially many characters)."""
+
+    def build(*args: Any) -> Any:
+        allowed = (list, tuple, dict, set, frozenset) if container \
+            else _SCALAR_TYPES
+        for arg in args:
+            if not isinstance(arg, allowed):
+                raise pickle.UnpicklingError(
+                    f'refusing {cls.__name__}() of a '
+                    f'{type(arg).__name__}: annotation pickles build plain '
+                    'values from plain values')
+        return cls(*args)
+
+    return build
 
 
 def _latin1_encode(text: str, encoding: str = 'latin1') -> bytes:
@@ -123,7 +148,7 @@ def load_plain_pickle(path: str) -> Any:
         try:
             return resolve(_PlainDataUnpickler(f).load())
         except (pickle.UnpicklingError, EOFError, ValueError, TypeError,
-                MemoryError, OverflowError) as e:
+                MemoryError, OverflowError, RecursionError) as e:
             raise ValueError(f'{path}: cannot load as plain data: '
                              f'{type(e).__name__}: {e}') from e
 
