@@ -1,8 +1,12 @@
 """Shared fixtures: small real mp4 videos and config helpers."""
+import contextlib
+import functools
+import http.server
 import os
 import os.path as osp
 import subprocess
 import sys
+import threading
 
 import cv2
 import numpy as np
@@ -115,3 +119,29 @@ def run_tool(*args: str, cwd: str = REPO, timeout: int = 600,
         raise AssertionError(f'{args} failed ({proc.returncode}):\n'
                              f'{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}')
     return proc
+
+
+@contextlib.contextmanager
+def serve_directory(root: str):
+    """A real HTTP server on 127.0.0.1 serving ``root``; yields its base
+    URL and counts the requests it answers (``server.requests``)."""
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            server.requests += 1
+            super().do_GET()
+
+    server = http.server.ThreadingHTTPServer(
+        ('127.0.0.1', 0), functools.partial(Handler, directory=str(root)))
+    server.requests = 0
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server, f'http://127.0.0.1:{server.server_address[1]}'
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -11,9 +11,11 @@ hub cache) that is read with ``torch.load(weights_only=True)``, passed
 explicitly. :func:`use_safe_checkpoint_loaders` puts these loaders in place
 of mmengine's; the plugin's tools call it, nothing does on import.
 """
+import hashlib
 import os
 import os.path as osp
 import pickle
+import re
 from typing import Callable, Dict, Optional
 from urllib.parse import urlparse
 
@@ -25,6 +27,10 @@ from mmengine.runner import checkpoint as mmengine_checkpoint
 from .pickle_data import resolve
 
 _HTTP = ('http://', 'https://')
+# torch.hub's check_hash convention, which OpenMMLab's model zoo follows
+# (``..._20220901-2132fc87.pth``): the name ends in a prefix of the file's
+# SHA-256, so every URL with that name must serve the same bytes.
+_HASH_IN_NAME = re.compile(r'-([a-f0-9]{8,64})\.[^./]+$')
 
 
 def _named(filename: str, prefixes, models: Callable[[], Dict]) -> str:
@@ -64,13 +70,41 @@ def is_url(filename: str) -> bool:
     return any(filename.startswith(p) for ps in _RESOLVERS for p in ps)
 
 
-def local_copy(filename: str, model_dir: Optional[str] = None) -> str:
-    """A local file holding the checkpoint named by URL or scheme: the
-    download in torch's hub cache (``$TORCH_HOME/hub/checkpoints``),
-    fetched once by local rank 0.
+def cache_name(url: str) -> tuple:
+    """``(file name in the cache, SHA-256 prefix to check or None)`` of a
+    checkpoint URL.
+
+    A name that carries a hash (torch.hub's ``name-<sha256 prefix>.ext``)
+    is its own key: the download is checked against it, so any URL with
+    that name holds the same bytes. Any other name is prefixed with a hash
+    of the whole URL: ``.../runA/epoch_20.pth`` and ``.../runB/
+    epoch_20.pth`` are two files.
 
     Raises:
-        ValueError: A scheme the plugin does not read safely.
+        ValueError: A URL that names no file (it ends in ``/``, or has no
+            path).
+    """
+    name = osp.basename(urlparse(url).path)
+    if not name or name in ('.', '..'):
+        raise ValueError(f'{url}: names no checkpoint file (the path must '
+                         'end in a file name); nothing was downloaded')
+    match = _HASH_IN_NAME.search(name)
+    if match:
+        return name, match.group(1)
+    key = hashlib.sha256(url.encode('utf-8')).hexdigest()[:16]
+    return f'{key}-url-{name}', None
+
+
+def local_copy(filename: str, model_dir: Optional[str] = None) -> str:
+    """A local file holding the checkpoint named by URL or scheme: the
+    download in torch's hub cache (``$TORCH_HOME/hub/checkpoints``, under
+    :func:`cache_name`), fetched once by local rank 0.
+
+    Raises:
+        ValueError: A scheme the plugin does not read safely, or a URL
+            that names no file.
+        RuntimeError: A download whose SHA-256 does not start with the
+            hash in its name (nothing is kept).
     """
     resolver = next(
         (r for ps, r in _RESOLVERS.items() if filename.startswith(ps)), None)
@@ -83,13 +117,24 @@ def local_copy(filename: str, model_dir: Optional[str] = None) -> str:
     if not url.startswith(_HTTP):
         # mmengine keeps some open-mmlab entries as paths under its home.
         return osp.join(mmengine_checkpoint._get_mmengine_home(), url)
+    name, hash_prefix = cache_name(url)
     model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
-    path = osp.join(model_dir, osp.basename(urlparse(url).path))
+    path = osp.join(model_dir, name)
     rank, _ = get_dist_info()
     local_rank = int(os.environ.get('LOCAL_RANK', rank))
     if local_rank == 0 and not osp.isfile(path):
         os.makedirs(model_dir, exist_ok=True)
-        torch.hub.download_url_to_file(url, path, progress=False)
+        # torch.hub writes a temporary file, checks the hash and removes
+        # the file on any failure: nothing half-written is left or reused.
+        try:
+            torch.hub.download_url_to_file(
+                url, path, hash_prefix=hash_prefix, progress=False)
+        except RuntimeError as err:
+            if 'invalid hash value' in str(err):
+                raise RuntimeError(
+                    f'{url}: the download does not match the SHA-256 prefix '
+                    f'{hash_prefix} in its name; not kept') from err
+            raise
     if not osp.isfile(path):
         # Other local ranks: wait for rank 0's download.
         torch.distributed.barrier()

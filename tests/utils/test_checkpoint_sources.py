@@ -1,19 +1,16 @@
 """Checkpoints from URLs and under TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD are
 read weights only: a payload in the file never runs. A real HTTP server on
 127.0.0.1 serves them; the payload would create a marker folder."""
-import functools
-import http.server
 import os
 import os.path as osp
 import subprocess
 import sys
-import threading
 
 import pytest
 import torch
 
 from hallucinet_plugin.utils import load_state_dict_from
-from tests.conftest import REPO
+from tests.conftest import REPO, serve_directory
 from tests.tools.test_train_test_resume import CONFIG, data_options
 
 
@@ -35,18 +32,8 @@ def served(tmp_path_factory):
     torch.save(dict(state_dict=weights), root / 'good.pth')
     torch.save(dict(state_dict=weights, meta=_Payload(marker)),
                root / 'evil.pth')
-    handler = functools.partial(
-        http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield dict(
-        root=root,
-        marker=marker,
-        weights=weights,
-        url=f'http://127.0.0.1:{server.server_address[1]}')
-    server.shutdown()
+    with serve_directory(root) as (_, url):
+        yield dict(root=root, marker=marker, weights=weights, url=url)
 
 
 @pytest.fixture
@@ -61,7 +48,8 @@ def test_url_is_downloaded_then_read_weights_only(served, hub):
                                  key_name='teacher_ckpt')
     torch.testing.assert_close(state['fc.weight'],
                                served['weights']['fc.weight'])
-    assert osp.isfile(hub / 'hub' / 'checkpoints' / 'good.pth')
+    assert [p.name for p in (hub / 'hub' / 'checkpoints').iterdir()
+            if p.name.endswith('-url-good.pth')]
     with pytest.raises(RuntimeError, match='not retried with weights_only'):
         load_state_dict_from(f"{served['url']}/evil.pth",
                              key_name='teacher_ckpt')
