@@ -51,7 +51,7 @@ import torch
 import torch.nn as nn
 from mmengine.logging import HistoryBuffer, print_log
 
-from .checkpoint_sources import is_url, local_copy
+from .checkpoint_sources import diagnosis, is_url, local_copy
 from .pickle_data import (
     PLAIN_KINDS,
     SAFE_GLOBALS,
@@ -67,7 +67,6 @@ Prefixes = Union[str, Sequence[str], Mapping[str, str]]
 # mmengine's load_checkpoint strips it by the same default.
 DEFAULT_REVISE_KEYS = ((r'^module\.', ''), )
 # Lines of torch's weights_only error that suggest weights_only=False.
-_ADVICE = ('Weights only load failed', '(1)', '(2)', 'Check the documentation')
 # Marks the dicts that to_plain writes in place of mmengine's objects.
 _PLAIN_TYPE = '__plain_type__'
 
@@ -109,17 +108,6 @@ def mmengine_safe_globals(statistics_getattr: bool = False) -> Iterator[None]:
         torch.serialization.add_safe_globals(before)
 
 
-def _diagnosis(err: Exception) -> str:
-    """What torch found in the file, without its advice to unpickle fully."""
-    lines = [line.strip() for line in str(err).splitlines()]
-    kept = [
-        line.split('WeightsUnpickler error:')[-1].strip() for line in lines
-        if not line.startswith(_ADVICE)
-    ]
-    kept = [line for line in kept if line]
-    return ' '.join(kept) or str(err).strip() or type(err).__name__
-
-
 def _read(filename: str, key_name: str, what: Optional[str],
           map_location) -> dict:
     """Read a checkpoint file, weights only: every file the plugin loads
@@ -148,7 +136,7 @@ def _read(filename: str, key_name: str, what: Optional[str],
         except Exception as err:
             raise RuntimeError(
                 f'{source}: torch.load(weights_only=True) failed: '
-                f'{_diagnosis(err)}\n'
+                f'{diagnosis(err)}\n'
                 'It is not retried with weights_only=False, which would run '
                 'code stored in the file. For a checkpoint you wrote '
                 'yourself, see tools/sanitize_checkpoint.py.') from err
@@ -566,7 +554,7 @@ def sanitize_checkpoint(filename: str,
             checkpoint = resolve(
                 torch.load(filename, map_location='cpu', weights_only=True))
         except (pickle.UnpicklingError, RuntimeError, ValueError) as err:
-            raise RuntimeError(f'{filename}: {_diagnosis(err)}') from err
+            raise RuntimeError(f'{filename}: {diagnosis(err)}') from err
     out = out or filename
     tmp = out + '.tmp'
     torch.save(to_plain(checkpoint), tmp)

@@ -27,6 +27,8 @@ from mmengine.runner import checkpoint as mmengine_checkpoint
 from .pickle_data import resolve
 
 _HTTP = ('http://', 'https://')
+# The lines of torch's weights_only error that advise unpickling fully.
+_ADVICE = ('Weights only load failed', '(1)', '(2)', 'Check the documentation')
 # torch.hub's check_hash convention, which OpenMMLab's model zoo follows
 # (``..._20220901-2132fc87.pth``): the name ends in a prefix of the file's
 # SHA-256, so every URL with that name must serve the same bytes.
@@ -63,6 +65,18 @@ _RESOLVERS = {
     ('mmcls://', ): lambda f: _named(f, ('mmcls://', ),
                                      mmengine_checkpoint.get_mmcls_models),
 }
+
+
+def diagnosis(err: Exception) -> str:
+    """What torch found in the file, without its advice to unpickle fully
+    (``weights_only=False``), which the plugin never does."""
+    lines = [line.strip() for line in str(err).splitlines()]
+    kept = [
+        line.split('WeightsUnpickler error:')[-1].strip() for line in lines
+        if not line.startswith(_ADVICE)
+    ]
+    kept = [line for line in kept if line]
+    return ' '.join(kept) or str(err).strip() or type(err).__name__
 
 
 def is_url(filename: str) -> bool:
@@ -153,9 +167,13 @@ def load_weights_only(filename: str, map_location=None, **kwargs) -> dict:
         # reads its checkpoint) are resolved at once.
         checkpoint = resolve(
             torch.load(path, map_location=map_location, weights_only=True))
-    except (pickle.UnpicklingError, EOFError, ValueError) as err:
+    except (pickle.UnpicklingError, EOFError, ValueError, RuntimeError,
+            RecursionError, MemoryError) as err:
+        # A refusal, a truncated or damaged zip, a hostile structure: named,
+        # and never with torch's advice to load the file unsafely.
         raise RuntimeError(f'checkpoint {filename}: refused by '
-                           f'torch.load(weights_only=True): {err}') from err
+                           f'torch.load(weights_only=True): '
+                           f'{diagnosis(err)}') from err
     if filename.startswith('mmcls://'):
         checkpoint = mmengine_checkpoint._process_mmcls_checkpoint(checkpoint)
     return checkpoint
