@@ -18,6 +18,9 @@ from mmengine.config import Config
 
 from ..utils.config import innermost_dataset
 
+# Unlabelled videos per labelled one in a batch, at most.
+MAX_UNLABELLED_RATIO = 32
+
 
 def unlabelled_dataset(labelled: Dict,
                        ann_file: str,
@@ -156,9 +159,12 @@ def use_unlabelled(cfg: Config,
     if not osp.isfile(ann_file):
         raise FileNotFoundError(f'unlabelled video list not found: '
                                 f'{ann_file}')
-    if ratio <= 0:
-        raise ValueError(f'the unlabelled ratio must be positive, got '
-                         f'{ratio}')
+    if not 0 < ratio <= MAX_UNLABELLED_RATIO:
+        raise ValueError(
+            f'the unlabelled ratio must be in (0, {MAX_UNLABELLED_RATIO}], '
+            f'got {ratio}: each batch holds ratio x batch_size unlabelled '
+            'videos, and beyond a few per labelled one the classification '
+            'loss sees a vanishing share of every step (the demo uses 2)')
     loader = cfg.train_dataloader
     labelled = loader.dataset
     sampler = loader.get('sampler') or {}
