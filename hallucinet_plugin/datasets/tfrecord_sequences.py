@@ -52,6 +52,13 @@ def _read_record(handle, path: str, offset: int) -> Tuple[bytes, int]:
         raise ValueError(f'{path}: bad length checksum of the TFRecord at '
                          f'byte {offset}; the file is damaged or not a '
                          'TFRecord file')
+    left = os.fstat(handle.fileno()).st_size - offset - 16
+    if length > left:
+        # Checked before reading: a forged length (with its checksum) would
+        # otherwise ask for any amount of memory.
+        raise ValueError(f'{path}: the TFRecord at byte {offset} claims '
+                         f'{length} bytes, the file holds {max(left, 0)} '
+                         'more; it is truncated or damaged')
     data = _read_exact(handle, length, path, offset + 12)
     (data_crc, ) = struct.unpack('<I',
                                  _read_exact(handle, 4, path,
@@ -129,6 +136,11 @@ def frame_features(example,
     if not steps:
         raise ValueError(f'{where}: feature list {name!r} is empty')
     if steps[0].HasField('bytes_list'):
+        counts = [len(step.bytes_list.value) for step in steps]
+        if set(counts) != {1}:
+            bad = next(i for i, c in enumerate(counts) if c != 1)
+            raise ValueError(f'{where}: step {bad} of {name!r} holds '
+                             f'{counts[bad]} byte strings, expected 1')
         rows = [
             np.frombuffer(step.bytes_list.value[0], dtype=np.uint8)
             for step in steps

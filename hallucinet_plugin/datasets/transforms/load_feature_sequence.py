@@ -68,8 +68,11 @@ class LoadFeatureSequence(BaseTransform):
         if kind == 'npy':
             where = spec['path']
             try:
-                feats = np.load(where, allow_pickle=False)
-            except (OSError, ValueError) as err:
+                # Memory-mapped first: a header that claims more data than
+                # the file holds is refused, not allocated.
+                feats = np.array(
+                    np.load(where, mmap_mode='r', allow_pickle=False))
+            except (OSError, ValueError, MemoryError) as err:
                 raise ValueError(f'{where}: cannot read the {name} features '
                                  f'({err})') from err
         else:
