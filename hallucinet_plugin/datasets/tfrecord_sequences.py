@@ -56,9 +56,9 @@ def _read_record(handle, path: str, offset: int) -> Tuple[bytes, int]:
     if length > left:
         # Checked before reading: a forged length (with its checksum) would
         # otherwise ask for any amount of memory.
-        raise ValueError(f'{path}: the TFRecord at byte {offset} claims '
-                         f'{length} bytes, the file holds {max(left, 0)} '
-                         'more; it is truncated or damaged')
+        raise ValueError(f'{path}: truncated or damaged TFRecord at byte '
+                         f'{offset}: it claims {length} bytes, the file '
+                         f'holds {max(left, 0)} more')
     data = _read_exact(handle, length, path, offset + 12)
     (data_crc, ) = struct.unpack('<I',
                                  _read_exact(handle, 4, path,

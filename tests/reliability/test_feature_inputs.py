@@ -38,8 +38,8 @@ def test_tfrecord_length_beyond_the_file_is_refused(tmp_path):
     path.write_bytes(header + struct.pack('<I', _masked_crc(header)) +
                      b'\0' * 32)
     with pytest.raises(ValueError,
-                       match=r'forged\.tfrecord: the TFRecord at byte 0 '
-                       r'claims 1099511627776 bytes'):
+                       match=r'forged\.tfrecord: truncated or damaged '
+                       r'TFRecord at byte 0: it claims 1099511627776'):
         list(record_offsets(str(path)))
 
 
