@@ -22,6 +22,7 @@ from hallucinet_plugin.engine.cli import (
 )
 from hallucinet_plugin.feature_bank import (
     check_teacher_bank,
+    collect_videos,
     use_teacher_bank,
 )
 
@@ -85,6 +86,10 @@ def build_config(args: argparse.Namespace) -> Config:
         use_teacher_bank(cfg, args.teacher_bank)
         cfg.teacher_bank_check = record
     apply_unlabelled_args(cfg, args)
+    if args.unlabelled is not None and cfg.get('teacher_bank'):
+        # Labelled and unlabelled videos read one store by their keys:
+        # two files under one key are refused, as extraction refuses them.
+        collect_videos(cfg, ('train', ))
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.launcher = args.launcher

@@ -129,6 +129,21 @@ def test_bank_with_unlabelled_videos_end_to_end(data):
         load = [t for t in dataset.pipeline
                 if t.type == 'LoadTeacherFeatures']
         assert len(load) == 1 and load[0].store == bank
+    # Unlabelled videos named like labelled ones, under another prefix:
+    # the same keys in one store, refused as extraction refuses them
+    # (they would read the labelled videos' targets).
+    same_names = str(data['root'] / 'same_names.txt')
+    with open(same_names, 'w') as f:
+        f.write('video_000.mp4\nvideo_001.mp4\n')
+    proc = run_tool(
+        'tools/train.py', CONFIG, '--work-dir',
+        str(data['root'] / 'collision'), '--teacher-bank', bank,
+        '--unlabelled', same_names, '--unlabelled-prefix',
+        osp.join(data['labelled']['video_dir'], 'extra', 'videos'),
+        '--cfg-options', *options(data), check=False)
+    assert proc.returncode != 0
+    assert "two videos share the bank key 'video_000.mp4'" in proc.stderr, \
+        proc.stderr[-3000:]
 
 
 def test_labels_of_the_unlabelled_list_are_never_read(data):
