@@ -51,7 +51,12 @@ import torch
 import torch.nn as nn
 from mmengine.logging import HistoryBuffer, print_log
 
-from .checkpoint_sources import diagnosis, is_url, local_copy
+from .checkpoint_sources import (
+    check_expansion,
+    diagnosis,
+    is_url,
+    local_copy,
+)
 from .pickle_data import (
     PLAIN_KINDS,
     SAFE_GLOBALS,
@@ -126,6 +131,7 @@ def _read(filename: str, key_name: str, what: Optional[str],
         if not osp.isfile(path):
             hint = f' (set it to {what})' if what else ''
             raise FileNotFoundError(f'{key_name} not found: {filename}{hint}')
+    check_expansion(path, source)
     # weights_only passed explicitly: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD
     # overrides only torch's default.
     load = partial(

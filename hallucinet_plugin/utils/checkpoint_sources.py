@@ -16,6 +16,7 @@ import os
 import os.path as osp
 import pickle
 import re
+import zipfile
 from typing import Callable, Dict, Optional
 from urllib.parse import urlparse
 
@@ -65,6 +66,37 @@ _RESOLVERS = {
     ('mmcls://', ): lambda f: _named(f, ('mmcls://', ),
                                      mmengine_checkpoint.get_mmcls_models),
 }
+
+
+# How many times its size a checkpoint may expand to when read. torch
+# stores tensors uncompressed (about 1x); a compressed zip of zeros expands
+# 1000x. Raise it for a checkpoint you trust that is compressed.
+MAX_EXPANSION = float(os.environ.get('HALLUCINET_MAX_CHECKPOINT_EXPANSION',
+                                     100))
+
+
+def check_expansion(path: str, name: str) -> None:
+    """Refuse a checkpoint whose zip entries expand to more than
+    :data:`MAX_EXPANSION` times the file (checked from the zip's directory,
+    before anything is decompressed). Legacy (non-zip) files pass.
+
+    Raises:
+        ValueError: Naming ``name`` and the sizes.
+    """
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            expanded = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as err:
+        raise ValueError(f'{name}: damaged checkpoint zip ({err})') from err
+    size = max(osp.getsize(path), 1)
+    if expanded > MAX_EXPANSION * size and expanded > 1 << 20:
+        raise ValueError(
+            f'{name}: its {size} bytes expand to {expanded} when read, '
+            f'more than {MAX_EXPANSION:g}x (torch stores tensors '
+            'uncompressed); refused. For a compressed checkpoint you '
+            'trust, raise HALLUCINET_MAX_CHECKPOINT_EXPANSION')
 
 
 def diagnosis(err: Exception) -> str:
@@ -162,6 +194,7 @@ def load_weights_only(filename: str, map_location=None, **kwargs) -> dict:
         osp.expanduser(filename)
     if not osp.isfile(path):
         raise FileNotFoundError(f'checkpoint not found: {filename}')
+    check_expansion(path, f'checkpoint {filename}')
     try:
         # Stand-ins of mmengine's data types (allowlisted while the Runner
         # reads its checkpoint) are resolved at once.

@@ -1,15 +1,20 @@
 """Damaged and hostile checkpoint files on mmengine's loading path
 (``load_from``, ``--resume``, ``init_cfg``), once the plugin's tools have
 put their loaders in place: refused naming the file, never with torch's
-advice to load it with ``weights_only=False``."""
+advice to load it with ``weights_only=False``; a compressed zip that
+would expand 1000x is refused before it is decompressed."""
 import os
 import re
+import zipfile
 
 import pytest
 import torch
 from mmengine.runner import CheckpointLoader
 
-from hallucinet_plugin.utils import use_safe_checkpoint_loaders
+from hallucinet_plugin.utils import (
+    read_checkpoint,
+    use_safe_checkpoint_loaders,
+)
 
 
 class Payload:
@@ -50,3 +55,20 @@ def test_hostile_global_is_refused_without_unsafe_advice(tmp_path):
     message = refusal(path)
     assert str(path) in message and 'getcwd' in message
     assert not UNSAFE_ADVICE.search(message), message
+
+
+def test_compressed_bomb_is_refused_before_decompressing(tmp_path):
+    plain = tmp_path / 'plain.pth'
+    torch.save(dict(state_dict={'w': torch.zeros(4 << 20)}), plain)
+    bomb = tmp_path / 'bomb.pth'
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(
+            bomb, 'w', zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+    assert bomb.stat().st_size * 100 < plain.stat().st_size
+    for read in (read_checkpoint, lambda p: CheckpointLoader.load_checkpoint(
+            p, map_location='cpu')):
+        with pytest.raises(ValueError, match=r'bomb\.pth.*expand to'):
+            read(str(bomb))
+    # An ordinary (uncompressed) checkpoint of the same tensor reads.
+    assert read_checkpoint(str(plain))['state_dict']['w'].numel() == 4 << 20
