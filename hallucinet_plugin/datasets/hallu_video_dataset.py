@@ -14,6 +14,13 @@ from .transforms.hallu_decord_init import VideoReadError
 _MAX_LISTED = 20
 
 
+def _listing(items: List[str]) -> str:
+    """One indented line per item, the first :data:`_MAX_LISTED`."""
+    more = [f'... and {len(items) - _MAX_LISTED} more'
+            ] if len(items) > _MAX_LISTED else []
+    return ''.join(f'\n  {item}' for item in items[:_MAX_LISTED] + more)
+
+
 @DATASETS.register_module()
 class HalluVideoDataset(VideoDataset):
     """mmaction2's ``VideoDataset`` that refuses bad input, naming it.
@@ -240,16 +247,41 @@ class HalluVideoDataset(VideoDataset):
             self._raise(f'{len(errors)} bad line(s)', errors)
         if not data_list:
             raise ValueError(f'{self.ann_file}: no videos listed')
+        self._warn_odd_entries(data_list)
         if self.check_files:
             data_list = self._check_files(data_list)
         return data_list
 
+    def _warn_odd_entries(self, data_list: List[Dict]) -> None:
+        """A warning naming the lines that list a video twice (it is then
+        sampled twice as often) or a video outside the data prefix (``..``
+        or an absolute path: a list meant for another folder)."""
+        root = (self.data_prefix or {}).get('video') or ''
+        first: Dict[str, int] = {}
+        twice, outside = [], []
+        for info in data_list:
+            name, line = info['filename'], info['ann_line']
+            if name in first:
+                twice.append(f'line {line}: {name} (also line '
+                             f'{first[name]})')
+            first.setdefault(name, line)
+            if root and '://' not in name and not osp.normpath(
+                    osp.abspath(name)).startswith(
+                        osp.normpath(osp.abspath(root)) + osp.sep):
+                outside.append(f'line {line}: {name}')
+        for what, items in (('videos listed more than once', twice),
+                            (f'videos outside the data prefix {root}',
+                             outside)):
+            if items:
+                print_log(
+                    f'annotation file {self.ann_file}: {len(items)} '
+                    f'{what}:{_listing(items)}',
+                    logger='current',
+                    level=logging.WARNING)
+
     def _raise(self, what: str, items: List[str]) -> None:
-        listed = '\n  '.join(items[:_MAX_LISTED])
-        more = f'\n  ... and {len(items) - _MAX_LISTED} more' \
-            if len(items) > _MAX_LISTED else ''
-        raise ValueError(f'annotation file {self.ann_file}: {what}:\n  '
-                         f'{listed}{more}')
+        raise ValueError(f'annotation file {self.ann_file}: '
+                         f'{what}:{_listing(items)}')
 
     def _check_files(self, data_list: List[Dict]) -> List[Dict]:
         # Only local paths: a stat per video is cheap on disk, not on a

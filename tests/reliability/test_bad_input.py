@@ -490,3 +490,32 @@ def test_teacher_clips_and_student_segments_must_agree():
     with pytest.raises(ValueError,
                        match='6 teacher clips for 4 student segments'):
         model(**data, mode='loss')
+
+
+def test_duplicate_and_outside_entries_are_named(videos, tmp_path):
+    """A video listed twice is sampled twice as often; one outside the
+    data prefix comes from another folder: both are named in a warning."""
+    outside = tmp_path / 'elsewhere'
+    outside.mkdir()
+    os.symlink(osp.join(videos['video_dir'], 'video_001.mp4'),
+               outside / 'video_001.mp4')
+    ann = tmp_path / 'list.txt'
+    ann.write_text('video_000.mp4 0\nvideo_002.mp4 1\nvideo_000.mp4 0\n'
+                   f'../{outside.name}/video_001.mp4 1\n')
+    video_dir = tmp_path / 'videos'
+    video_dir.mkdir()
+    for name in ('video_000.mp4', 'video_002.mp4'):
+        os.symlink(osp.join(videos['video_dir'], name), video_dir / name)
+    logger = MMLogger.get_current_instance()
+    records = _Records()
+    logger.addHandler(records)
+    try:
+        ds = dataset(ann, video_dir)
+    finally:
+        logger.removeHandler(records)
+    assert len(ds) == 4  # a warning, not a refusal
+    text = '\n'.join(records.messages)
+    assert f'{ann}: 1 videos listed more than once' in text
+    assert 'line 3: ' in text and '(also line 1)' in text
+    assert '1 videos outside the data prefix' in text
+    assert f'line 4: {video_dir}/../elsewhere/video_001.mp4' in text
