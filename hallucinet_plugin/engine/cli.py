@@ -11,9 +11,8 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from ..datasets import use_unlabelled
-from ..utils.checkpoint_sources import use_safe_checkpoint_loaders
-from .distributed import setup_cpu_distributed
 from .hooks import WeightsOnlyCheckpointHook
+from .runner import HalluciNetRunner
 
 
 def common_args(parser: argparse.ArgumentParser) -> None:
@@ -89,11 +88,11 @@ def build_runner(cfg: Config, args: argparse.Namespace) -> Runner:
     """The Runner of a merged config, as both tools build it: CPU
     ``torchrun`` set up, every checkpoint (local, URL, ``torchvision://``
     ...) read with ``weights_only=True``, and checkpoints written so that
-    they load that way."""
+    they load that way (:class:`~.runner.HalluciNetRunner`)."""
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    use_safe_checkpoint_loaders()
-    setup_cpu_distributed(cfg)
-    runner = Runner.from_cfg(cfg)
+    # Safe loaders, CPU torchrun and (a no-op here: the tools applied it)
+    # the hallucination section; a failed checkpoint write leaves nothing.
+    runner = HalluciNetRunner.from_cfg(cfg)
     if not any(isinstance(h, WeightsOnlyCheckpointHook) for h in runner.hooks):
         runner.register_hook(WeightsOnlyCheckpointHook())
     return runner

@@ -1,5 +1,7 @@
 """The Runner that mmaction2's own tools build for hallucination configs."""
 import copy
+import os
+import os.path as osp
 
 from mmaction.registry import RUNNERS
 from mmengine.config import Config
@@ -24,7 +26,11 @@ class HalluciNetRunner(Runner):
     teacher_bank=STORE``) checked against the config and switched to,
     checkpoints of every scheme read with ``weights_only=True``, and gloo
     for CPU ``torchrun``. The dumped config in the work dir is the
-    completed one.
+    completed one. The plugin's tools build it too.
+
+    A checkpoint that cannot be written (a full disk, a file size limit)
+    leaves no partial file beside the good ones: it is removed and the error
+    names it.
     """
 
     @classmethod
@@ -34,3 +40,20 @@ class HalluciNetRunner(Runner):
         apply_hallucination(cfg)
         setup_cpu_distributed(cfg)
         return super().from_cfg(cfg)
+
+    def save_checkpoint(self, out_dir: str, filename: str, *args,
+                        **kwargs) -> None:
+        """mmengine's ``save_checkpoint``; on a failed write, the partial
+        file is removed and the error names it."""
+        try:
+            super().save_checkpoint(out_dir, filename, *args, **kwargs)
+        except OSError as err:
+            path = osp.join(out_dir, filename)
+            removed = osp.isfile(path) and '://' not in path
+            if removed:
+                os.remove(path)
+            raise OSError(
+                err.errno, f'saving the checkpoint {path} failed '
+                f'({err.strerror or err}); '
+                + ('the partial file was removed, ' if removed else '')
+                + 'earlier checkpoints are untouched') from None

@@ -145,7 +145,7 @@ def _read(filename: str, key_name: str, what: Optional[str],
                 f'{diagnosis(err)}\n'
                 'It is not retried with weights_only=False, which would run '
                 'code stored in the file. For a checkpoint you wrote '
-                'yourself, see tools/sanitize_checkpoint.py.') from err
+                'yourself, see tools/sanitize_checkpoint.py.') from None
     if not isinstance(checkpoint, Mapping):
         raise ValueError(f'{source}: not a checkpoint: it holds a '
                          f'{type(checkpoint).__name__}, not a dict')
@@ -560,7 +560,7 @@ def sanitize_checkpoint(filename: str,
             checkpoint = resolve(
                 torch.load(filename, map_location='cpu', weights_only=True))
         except (pickle.UnpicklingError, RuntimeError, ValueError) as err:
-            raise RuntimeError(f'{filename}: {diagnosis(err)}') from err
+            raise RuntimeError(f'{filename}: {diagnosis(err)}') from None
     out = out or filename
     tmp = out + '.tmp'
     torch.save(to_plain(checkpoint), tmp)

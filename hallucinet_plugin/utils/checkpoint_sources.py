@@ -203,10 +203,11 @@ def load_weights_only(filename: str, map_location=None, **kwargs) -> dict:
     except (pickle.UnpicklingError, EOFError, ValueError, RuntimeError,
             RecursionError, MemoryError) as err:
         # A refusal, a truncated or damaged zip, a hostile structure: named,
-        # and never with torch's advice to load the file unsafely.
+        # and never with torch's advice to load the file unsafely (not
+        # chained: a traceback would print torch's message with it).
         raise RuntimeError(f'checkpoint {filename}: refused by '
                            f'torch.load(weights_only=True): '
-                           f'{diagnosis(err)}') from err
+                           f'{diagnosis(err)}') from None
     if filename.startswith('mmcls://'):
         checkpoint = mmengine_checkpoint._process_mmcls_checkpoint(checkpoint)
     return checkpoint

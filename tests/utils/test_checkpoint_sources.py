@@ -3,6 +3,7 @@ read weights only: a payload in the file never runs. A real HTTP server on
 127.0.0.1 serves them; the payload would create a marker folder."""
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -84,7 +85,12 @@ def test_tools_never_run_a_payload(served, video_dataset, tmp_path):
     proc = _tool_test(f"{served['url']}/evil.pth", video_dataset, tmp_path)
     assert proc.returncode != 0 and not osp.exists(served['marker']), \
         proc.stderr[-3000:]
-    assert 'Weights only load failed' in proc.stderr
+    # Named, with what torch found, and without torch's advice to retry
+    # with weights_only=False (not even in a chained traceback).
+    assert re.search(r'checkpoint http://127\.0\.0\.1:\d+/evil\.pth: refused '
+                     r'by torch\.load\(weights_only=True\).*posix\.mkdir',
+                     proc.stderr), proc.stderr[-3000:]
+    assert 'will likely succeed' not in proc.stderr
     proc = _tool_test(
         str(served['root'] / 'evil.pth'),
         video_dataset,
