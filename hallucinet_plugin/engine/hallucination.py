@@ -17,7 +17,10 @@ from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
 from ..feature_bank import check_teacher_bank, use_teacher_bank
-from ..models.recognizers.hallucination_section import apply_section
+from ..models.recognizers.hallucination_section import (
+    STUDENT_RECIPES,
+    apply_section,
+)
 from ..utils.config import pipeline_datasets, to_builtin
 
 # What the plugin's tools add to every run (configs/_base_/default_runtime).
@@ -39,7 +42,7 @@ def _edit_pipeline(pipeline: List[Dict], section: Dict, where: str) -> None:
         raise ValueError(
             f"{where}: the recipe samples clip_len={sampler['clip_len']} "
             'frames per segment; hallucination needs a 2D recipe with one '
-            'frame per segment (TSN, TSM, TRN, TIN, TANet ...)')
+            f'frame per segment: {STUDENT_RECIPES}')
     pipeline[samplers[0]] = dict(
         type='HalluSampleFrames',
         clip_len=section.get('clip_len', 16),

@@ -97,16 +97,57 @@ def _width(head: Optional[Dict], what: str, key: str, where: str) -> int:
     return channels
 
 
+# The student recipes the section supports, for the refusals' messages.
+STUDENT_RECIPES = ('TSN, TSM, TRN, TANet (Recognizer2D, one frame per '
+                   'segment) with mmaction2, timm or torchvision backbones')
+
+
+def _has_tin_shift() -> bool:
+    """Whether mmcv has its compiled ``tin_shift`` (full mmcv, not
+    mmcv-lite)."""
+    try:
+        from mmcv.ops import tin_shift  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _check_recipe(model: Dict, where: str) -> None:
+    """Refuse, up front and with the way forward, the recipes the section
+    cannot turn into HalluciNet."""
+    # No type: HalluciNet built from a section by a Runner (the child
+    # config set type='HalluciNet' over the recipe's).
+    kind = model.get('type')
+    backbone = (model.get('backbone') or {}).get('type')
+    if kind not in (None, 'Recognizer2D', 'HalluciNet') or backbone == 'C2D':
+        raise ValueError(
+            f'{where}: the recipe is a {kind} with a {backbone} backbone; '
+            'model.hallucination needs a 2D recipe: '
+            f'{STUDENT_RECIPES}. For C2D (a 2D ResNet run on clips), use '
+            'the TSN recipe with the same ResNet')
+    if model.get('neck') is not None:
+        raise ValueError(
+            f"{where}: the recipe has a neck ({model['neck'].get('type')}, "
+            'e.g. TPN), which reads several stages of the backbone; '
+            'HalluciNet hallucinates from the backbone\'s output and does '
+            'not support necks. Use the recipe without its neck (TPN-TSM: '
+            'the TSM recipe) or write HalluciNet yourself '
+            '(docs/user_guides/your_recipe.md)')
+    if backbone == 'ResNetTIN' and not _has_tin_shift():
+        raise ValueError(
+            f'{where}: TIN (ResNetTIN) needs the compiled tin_shift of full '
+            'mmcv, and this mmcv has no compiled ops (mmcv-lite). Install '
+            'full mmcv (mmcv<2.1 for mmaction2 1.1), or use the TSM recipe, '
+            'whose temporal shift needs no compiled op')
+
+
 def _edit_model(model: Dict, section: Dict, teacher: Dict, norm: Dict,
                 where: str) -> None:
     fusion = section.get('fusion', 'concat')
     if fusion not in ('concat', 'direct', 'none'):
         raise ValueError(f"{where}: model.hallucination.fusion must be "
                          f"'concat', 'direct' or 'none', got {fusion!r}")
-    if model.get('neck') is not None:
-        raise ValueError(f'{where}: the recipe has a neck '
-                         f"({model['neck'].get('type')}); HalluciNet "
-                         'hallucinates from the backbone features')
+    _check_recipe(model, where)
     student = section.get('student_dim') or _width(
         model.get('cls_head'), 'student', 'student_dim', where)
     if section.get('teacher_dim'):
