@@ -3,8 +3,10 @@ arguments, the ``--unlabelled`` flags of ``tools/train.py`` and
 ``tools/extract_teacher_features.py``, and the Runner as those tools build
 it."""
 import argparse
+import logging
 import os
 import os.path as osp
+import sys
 
 import torch
 from mmengine.config import Config, DictAction
@@ -99,11 +101,20 @@ def build_runner(cfg: Config, args: argparse.Namespace) -> Runner:
 
 
 def finish_distributed() -> None:
-    """Tear down the process group a ``torchrun`` launch set up, before the
-    interpreter exits: left to interpreter shutdown, gloo's threads can be
-    destroyed while still joinable, and the rank then dies with SIGABRT
-    ("terminate called without an active exception") after its work is
-    done."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    """End a rank of a ``torchrun`` launch whose work is done: the process
+    group torn down, output flushed, and the process left without the
+    interpreter's teardown. Native threads (gloo's, decord's reader
+    threads) can be destroyed there while still joinable, and the rank
+    then died with SIGABRT ("terminate called without an active
+    exception") after writing its results: once in CI even with the
+    process group torn down first. Without a process group (one process)
+    it does nothing and the tool returns as usual."""
+    if not (torch.distributed.is_available()
+            and torch.distributed.is_initialized()):
+        return
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(0)
