@@ -100,8 +100,8 @@ def check_expansion(path: str, name: str) -> None:
 
 
 def diagnosis(err: Exception) -> str:
-    """What torch found in the file, without its advice to unpickle fully
-    (``weights_only=False``), which the plugin never does."""
+    """What torch found in the file, without its advice to retry with full
+    unpickling, which the plugin never does."""
     lines = [line.strip() for line in str(err).splitlines()]
     kept = [
         line.split('WeightsUnpickler error:')[-1].strip() for line in lines
