@@ -19,7 +19,9 @@ ann_file_val = f'data/hmdb51/hmdb51_val_split_{split}_videos.txt'
 teacher_ckpt = 'checkpoints/resnext101_hara_kinetics.pth'
 num_classes = 51
 
-model = dict(teacher_ckpt=teacher_ckpt, cls_head=dict(num_classes=num_classes))
+model = dict(
+    teacher=dict(checkpoint=teacher_ckpt),
+    cls_head=dict(num_classes=num_classes))
 
 train_dataloader = dict(
     dataset=dict(ann_file=ann_file_train, data_prefix=dict(video=data_root)))

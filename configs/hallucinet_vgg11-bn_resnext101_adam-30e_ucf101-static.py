@@ -23,7 +23,7 @@ ann_file_train = f'data/ucf101/ucf101_train_split_{split}_videos.txt'
 ann_file_val = f'data/ucf101/ucf101_val_split_{split}_videos.txt'
 teacher_ckpt = 'checkpoints/resnext101_hara_kinetics.pth'
 
-model = dict(teacher_ckpt=teacher_ckpt)
+model = dict(teacher=dict(checkpoint=teacher_ckpt))
 
 train_dataloader = dict(
     dataset=dict(ann_file=ann_file_train, data_prefix=dict(video=data_root)))

@@ -16,7 +16,7 @@ teacher_ckpt = 'checkpoints/resnext101_hara_kinetics.pth'
 num_classes = 20
 
 model = dict(
-    teacher_ckpt=teacher_ckpt,
+    teacher=dict(checkpoint=teacher_ckpt),
     hallu_head=dict(loss_hallu=dict(loss_weight=1.0)),
     cls_head=dict(num_classes=num_classes))
 

@@ -6,7 +6,6 @@ _base_ = ['./hallucinet_vgg11-bn_resnext101_adam-30e_ucf101-static.py']
 
 model = dict(
     teacher=None,
-    teacher_ckpt=None,
     hallu_head=None,
     cls_head=dict(in_channels=4096),
     data_preprocessor=dict(

@@ -34,10 +34,10 @@ def point_train_data(cfg: Config, data_root: str) -> None:
 
 
 def random_teacher_checkpoint(cfg: Config, path: str) -> str:
-    """Save the weights of ``cfg.model.teacher`` as built (random) to
+    """Save the weights of ``cfg.model.teacher.model`` as built (random) to
     ``path``, as a plain ``state_dict`` checkpoint."""
     torch.manual_seed(0)
-    teacher = build_teacher(cfg.model.teacher)
+    teacher = build_teacher(cfg.model.teacher.model)
     if hasattr(teacher, 'init_weights'):
         teacher.init_weights()
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
@@ -86,14 +86,14 @@ def prepare_generated(vanilla: Config,
         point_train_data(cfg, data_root)
         # Timing does not depend on the weights: nothing is downloaded.
         cfg.model = without_pretrained(cfg.model)
-    ckpt = online.model.get('teacher_ckpt')
+    ckpt = online.model.teacher.get('checkpoint')
     random_weights = not (ckpt and osp.isfile(ckpt))
     if random_weights:
         ckpt = osp.join(work_dir, 'random_teacher.pth')
         if not osp.isfile(ckpt):
             log(f'teacher checkpoint of random weights: {ckpt}')
             random_teacher_checkpoint(online, ckpt)
-        online.model.teacher_ckpt = ckpt
+        online.model.teacher.checkpoint = ckpt
     store = osp.join(work_dir, 'teacher_bank.lmdb')
     log(f'feature bank of the teacher over the videos: {store}')
     # Resumable: an existing bank of the same teacher and videos is kept;

@@ -270,7 +270,8 @@ class DiveDemo(Demo):
         self.run('feature bank', 'tools/extract_teacher_features.py', config,
                  '--out', self.bank, '--splits', 'train', '--workers', '2',
                  *self.unlabelled_args(self.args.models), '--cfg-options',
-                 f'model.teacher_ckpt={teacher_ckpt}', *self.data_options())
+                 f'model.teacher.checkpoint={teacher_ckpt}',
+                 *self.data_options())
 
     def teacher_data_options(self, splits=('train', 'val')) -> List[str]:
         root = self.data_root
@@ -365,7 +366,7 @@ class DiveDemo(Demo):
                 f'param_scheduler.0.T_max={epochs}'
             ]
             if STAGE1[kind][1]:
-                opts.append(f'model.teacher_ckpt={teacher_ckpt}')
+                opts.append(f'model.teacher.checkpoint={teacher_ckpt}')
             self.run(f'stage 1 {kind}', 'tools/train.py', config,
                      '--work-dir', work_dir, '--seed', '0', '--cfg-options',
                      *opts, log=log)
@@ -375,7 +376,7 @@ class DiveDemo(Demo):
             self.run(f'stage 1 {kind} test', 'tools/test.py', config, ckpt,
                      '--work-dir', work_dir, '--dump', dump,
                      '--cfg-options', *data, *self.loader_options(log),
-                     'model.teacher_ckpt=None', log=log)
+                     'model.teacher=None', log=log)
             return dict(
                 checkpoint=ckpt,
                 top1=top1_from_dump(dump),
@@ -420,7 +421,7 @@ class DiveDemo(Demo):
         if (GRID.get(name) or STUDENTS[name])[1]:
             # With the bank, tools/train.py checks the store against this
             # teacher checkpoint, then drops the teacher.
-            opts.append(f'model.teacher_ckpt={teacher_ckpt}')
+            opts.append(f'model.teacher.checkpoint={teacher_ckpt}')
             if not self.args.online_teacher:
                 bank = ['--teacher-bank', self.bank]
         if name in GRID:

@@ -302,7 +302,7 @@ class Demo:
         self.run('feature bank', 'tools/extract_teacher_features.py', config,
                  '--out', self.bank, '--splits', 'train', '--workers', '2',
                  *self.unlabelled_args(self.args.models),
-                 '--cfg-options', f'model.teacher_ckpt={teacher_ckpt}',
+                 '--cfg-options', f'model.teacher.checkpoint={teacher_ckpt}',
                  *self.data_options())
 
     @staticmethod
@@ -344,7 +344,7 @@ class Demo:
         if STUDENTS[name][1]:
             # With the bank, tools/train.py checks the store against this
             # teacher checkpoint, then drops the teacher.
-            opts.append(f'model.teacher_ckpt={teacher_ckpt}')
+            opts.append(f'model.teacher.checkpoint={teacher_ckpt}')
             if not self.args.online_teacher:
                 bank = ['--teacher-bank', self.bank]
         model_cfg = self._model_cfg(config)
@@ -365,7 +365,7 @@ class Demo:
         dump = osp.join(work_dir, 'test_predictions.pkl')
         # Only the student runs at test time: no teacher, no bank.
         test_opts = self.data_options() + loader_opts + [
-            'model.teacher_ckpt=None'
+            'model.teacher=None'
         ]
         if reads_classifier:
             test_opts.append(f'{loss_key}=None')
@@ -373,7 +373,7 @@ class Demo:
                  '--work-dir', work_dir, '--dump', dump, '--cfg-options',
                  *test_opts, log=log)
         streams = {}
-        if model_cfg.get('fusion') == 'late':
+        if model_cfg.get('type') == 'LateFusionHalluciNet':
             for stream, weights in STREAMS.items():
                 stream_dump = osp.join(
                     work_dir, f'test_predictions_{stream.split()[0]}.pkl')
@@ -756,7 +756,6 @@ def measure_demo_cost(student_config, teacher_ckpt: str,
         student_cfg = Config.fromfile(student_config(name))
         cfg, size = student_cfg.model, student_cfg.student_size
         cfg.pop('teacher', None)
-        cfg.pop('teacher_ckpt', None)
         loss = (cfg.get('hallu_head') or {}).get('loss_hallu') or {}
         if 'classifier_ckpt' in loss:
             # MoNetLoss's frozen classifier costs nothing at inference.

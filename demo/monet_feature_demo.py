@@ -173,7 +173,7 @@ def feature_stores(args: argparse.Namespace, pre: Dict) -> Dict:
         for *splits, train_list in lists:
             cfg = _data_cfg(
                 pre['demo'], config, {
-                    'model.teacher_ckpt': ckpt,
+                    'model.teacher.checkpoint': ckpt,
                     'train_dataloader.dataset.ann_file': train_list
                 })
             stores[stream] = extract_teacher_features(

@@ -47,6 +47,13 @@ def tiny_teacher(num_classes: int = NUM_CLASSES) -> dict:
             in_channels=TINY_TEACHER_DIM))
 
 
+def frozen_tiny_teacher(num_classes: int = NUM_CLASSES, **kwargs) -> dict:
+    """``model.teacher`` of a HalluciNet config: :func:`tiny_teacher` as a
+    ``FrozenTeacher`` (``kwargs``: its ``checkpoint``, ``layer`` ...)."""
+    return dict(type='FrozenTeacher', model=tiny_teacher(num_classes),
+                **kwargs)
+
+
 def write_video(path: str, frames: np.ndarray, fps: int = 25) -> None:
     """Write ``(T, H, W, 3)`` uint8 RGB frames as an MPEG-4 mp4."""
     h, w = frames.shape[1:3]

@@ -14,7 +14,12 @@ import torch
 from mmengine.registry import Registry, init_default_scope
 
 import hallucinet_plugin  # noqa: F401
-from tests.conftest import REPO, TINY_TEACHER_DIM, tiny_teacher
+from tests.conftest import (
+    REPO,
+    TINY_TEACHER_DIM,
+    frozen_tiny_teacher,
+    tiny_teacher,
+)
 
 STUDENT = dict(type='timm.test_resnet', pretrained=False)
 STUDENT_DIM = 96  # timm test_resnet's pooled pre-logits
@@ -39,7 +44,7 @@ BUILD = {
     # models
     'HalluciNet': dict(
         backbone=STUDENT,
-        teacher=tiny_teacher(),
+        teacher=frozen_tiny_teacher(),
         hallu_head=dict(
             type='HallucinationHead',
             in_channels=STUDENT_DIM,
@@ -51,6 +56,13 @@ BUILD = {
         data_preprocessor=dict(
             type='HalluciNetDataPreprocessor',
             teacher=dict(mean=[127.5] * 3, std=[64.] * 3))),
+    'LateFusionHalluciNet': dict(
+        backbone=STUDENT,
+        hallu_head=dict(
+            type='MoNetHead', in_channels=STUDENT_DIM, out_channels=16),
+        hallu_cls_head=dict(type='TSNHead', num_classes=4, in_channels=16),
+        cls_head=dict(type='TSNHead', num_classes=4,
+                      in_channels=STUDENT_DIM)),
     'FeatureSequenceRecognizer': dict(
         appearance_head=dict(type='TSNHead', num_classes=4, in_channels=8)),
     'FrozenTeacher': dict(model=tiny_teacher()),
@@ -94,6 +106,9 @@ BUILT_ELSEWHERE = {
     'MixedSourceSampler':
     'tests/datasets/samplers/test_mixed_source_sampler.py',
     'HalluciNetRunner': 'tests/engine/test_hallucination_recipes.py',
+    # Built from a model (the registry builds it with the optimizer).
+    'HalluciNetOptimWrapperConstructor':
+    'tests/engine/optimizers/test_hallucinet_optim_wrapper_constructor.py',
 }
 
 

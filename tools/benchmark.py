@@ -131,7 +131,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--teacher-ckpt',
         help='with --training: the HALLUCINET config\'s teacher checkpoint '
-        '(overrides model.teacher_ckpt)')
+        '(overrides the checkpoint of model.teacher)')
     parser.add_argument(
         '--generated',
         type=int,
@@ -192,7 +192,7 @@ def main_training(args: argparse.Namespace) -> dict:
             cfg.merge_from_dict(args.cfg_options)
         configs.append(cfg)
     if args.teacher_ckpt:
-        configs[1].model.teacher_ckpt = args.teacher_ckpt
+        configs[1].model.teacher.checkpoint = args.teacher_ckpt
     out = args.out or osp.join('work_dirs', 'benchmark', 'training')
     store, generated = args.teacher_bank, None
 

@@ -16,8 +16,8 @@ Examples::
     torchrun --nproc-per-node 8 tools/extract_teacher_features.py \
         CONFIG --out BANK --launcher pytorch
 
-CONFIG is the online-teacher config (``model.teacher`` and
-``model.teacher_ckpt``); train the same config with
+CONFIG is the online-teacher config (``model.teacher``, a
+``FrozenTeacher`` with its ``checkpoint``); train the same config with
 ``tools/train.py CONFIG --teacher-bank BANK``, which checks the store
 against it. Re-running resumes: committed videos
 are skipped. See ``hallucinet_plugin/feature_bank/`` for the

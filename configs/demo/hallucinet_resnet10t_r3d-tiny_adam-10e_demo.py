@@ -11,8 +11,10 @@ _base_ = [
 default_hooks = dict(logger=dict(interval=5))
 teacher_ckpt = 'work_dirs/demo/teacher/teacher.pth'  # tools/demo.py writes it
 model = dict(
-    teacher={{_base_.teacher_model}},
-    teacher_ckpt=teacher_ckpt,
+    teacher=dict(
+        type='FrozenTeacher',
+        model={{_base_.teacher_model}},
+        checkpoint=teacher_ckpt),
     hallu_head=dict(
         type='HallucinationHead',
         in_channels=512,

@@ -34,8 +34,11 @@ student_dim = {{_base_.student_dim}}
 teacher_dim = {{_base_.teacher_dim}}
 
 model = dict(
-    teacher={{_base_.teacher_model}},
-    teacher_ckpt=teacher_ckpt,
+    type='LateFusionHalluciNet',
+    teacher=dict(
+        type='FrozenTeacher',
+        model={{_base_.teacher_model}},
+        checkpoint=teacher_ckpt),
     hallu_head=dict(
         type='MoNetHead',
         in_channels=student_dim,
@@ -54,7 +57,6 @@ model = dict(
                 consensus=dict(type='AvgConsensus', dim=1)),
             classifier_ckpt=teacher_ckpt,
             classifier_prefix='cls_head.')),
-    fusion='late',
     late_fusion_weights=(1.0, 1.0),
     appearance_ckpt=appearance_ckpt,
     freeze_appearance=True,

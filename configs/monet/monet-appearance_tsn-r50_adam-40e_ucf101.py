@@ -4,12 +4,14 @@
 _base_ = ['./monet_tsn-r50_flow-tsn-r50_adam-40e_ucf101.py']
 num_segments = {{_base_.num_segments}}
 
+# The two-stream model's appearance stream alone: one classifier on the
+# student's features.
 model = dict(
-    teacher=None,
-    teacher_ckpt=None,
-    hallu_head=None,
-    hallu_cls_head=None,
-    fusion='none')
+    _delete_=True,
+    type='HalluciNet',
+    backbone={{_base_.model.backbone}},
+    cls_head={{_base_.model.cls_head}},
+    data_preprocessor={{_base_.model.data_preprocessor}})
 train_pipeline = [
     dict(type='DecordInit'),
     dict(

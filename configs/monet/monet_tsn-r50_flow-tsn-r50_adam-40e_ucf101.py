@@ -70,12 +70,14 @@ flow_teacher = dict(
         average_clips='prob'))
 
 model = dict(
-    type='HalluciNet',  # the recipe's ResNet-50 is the appearance student
+    # The recipe's ResNet-50 is the appearance student.
+    type='LateFusionHalluciNet',
     # torchvision's ImageNet weights, as in the TSM and TRN recipes (the
     # TSN recipe names torchvision's newer V2 weights).
     backbone=dict(pretrained='torchvision://resnet50'),
-    teacher=flow_teacher,
-    teacher_ckpt=flow_teacher_ckpt,
+    teacher=dict(
+        type='FrozenTeacher', model=flow_teacher,
+        checkpoint=flow_teacher_ckpt),
     hallu_head=dict(
         type='MoNetHead',
         in_channels=feat_dim,
@@ -94,7 +96,6 @@ model = dict(
                 consensus=dict(type='AvgConsensus', dim=1)),
             classifier_ckpt=flow_teacher_ckpt,
             classifier_prefix='cls_head.')),
-    fusion='late',
     late_fusion_weights=(1.0, 1.0),
     cls_head=dict(num_classes=num_classes),
     hallu_cls_head=dict(

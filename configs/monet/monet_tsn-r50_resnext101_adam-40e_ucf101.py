@@ -17,11 +17,13 @@ teacher_size = 112
 
 model = dict(
     teacher=dict(
-        _delete_=True,
-        type='Recognizer3D',
-        backbone=dict(type='ResNeXt3D', depth=101, cardinality=32),
-        cls_head=dict(type='I3DHead', num_classes=400, in_channels=2048)),
-    teacher_ckpt=teacher_ckpt,
+        model=dict(
+            _delete_=True,
+            type='Recognizer3D',
+            backbone=dict(type='ResNeXt3D', depth=101, cardinality=32),
+            cls_head=dict(
+                type='I3DHead', num_classes=400, in_channels=2048)),
+        checkpoint=teacher_ckpt),
     hallu_head=dict(
         loss_hallu=dict(
             classifier=dict(num_classes=400), classifier_ckpt=teacher_ckpt)),

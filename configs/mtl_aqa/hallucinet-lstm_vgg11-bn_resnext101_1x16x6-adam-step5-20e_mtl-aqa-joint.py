@@ -17,6 +17,6 @@ _base_ = [
     '../_base_/default_runtime.py'
 ]
 teacher_ckpt = 'checkpoints/resnext101_hara_kinetics.pth'
-model = dict(teacher_ckpt=teacher_ckpt)
+model = dict(teacher=dict(checkpoint=teacher_ckpt))
 default_hooks = dict(
     checkpoint=dict(save_best='aqa/spearman', rule='greater'))

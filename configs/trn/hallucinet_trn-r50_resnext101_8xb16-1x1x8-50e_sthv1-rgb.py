@@ -22,11 +22,13 @@ model = dict(
     # The frozen teacher and the head that hallucinates it (lambda 50, the
     # paper's value for recognition).
     teacher=dict(
-        type='Recognizer3D',
-        backbone=dict(type='ResNeXt3D', depth=101, cardinality=32),
-        cls_head=dict(
-            type='I3DHead', num_classes=400, in_channels=teacher_dim)),
-    teacher_ckpt=teacher_ckpt,
+        type='FrozenTeacher',
+        model=dict(
+            type='Recognizer3D',
+            backbone=dict(type='ResNeXt3D', depth=101, cardinality=32),
+            cls_head=dict(
+                type='I3DHead', num_classes=400, in_channels=teacher_dim)),
+        checkpoint=teacher_ckpt),
     hallu_head=dict(
         type='HallucinationHead',
         in_channels=student_dim,

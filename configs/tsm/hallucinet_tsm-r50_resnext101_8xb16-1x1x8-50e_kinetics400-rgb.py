@@ -22,11 +22,13 @@ model = dict(
     # The frozen teacher and the head that hallucinates it (lambda 50, the
     # paper's value for recognition).
     teacher=dict(
-        type='Recognizer3D',
-        backbone=dict(type='ResNeXt3D', depth=101, cardinality=32),
-        cls_head=dict(
-            type='I3DHead', num_classes=400, in_channels=teacher_dim)),
-    teacher_ckpt=teacher_ckpt,
+        type='FrozenTeacher',
+        model=dict(
+            type='Recognizer3D',
+            backbone=dict(type='ResNeXt3D', depth=101, cardinality=32),
+            cls_head=dict(
+                type='I3DHead', num_classes=400, in_channels=teacher_dim)),
+        checkpoint=teacher_ckpt),
     hallu_head=dict(
         type='HallucinationHead',
         in_channels=student_dim,
@@ -72,7 +74,6 @@ teacher_bank_view = [
     dict(type='CenterCrop', crop_size=224),
 ]
 
-# The recipe's fc_lr5=True is kept: HalluciNet orders its modules so that
-# the classifier's fc_cls is the last nn.Linear, the one TSM's optimizer
-# constructor gives 5x (weight) and 10x (bias) learning rates
-# (tests/configs/test_recipe_inheritance.py checks which parameters get it).
+# TSM's parameter groups (the recipe's fc_lr5=True: fc_cls at 5x / 10x
+# learning rates) over the student alone, the frozen teacher left out.
+optim_wrapper = dict(constructor='HalluciNetOptimWrapperConstructor')

@@ -16,7 +16,6 @@ from mmaction.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from ..models.teachers import build_teacher
 from ..utils.config import load_config
 from .cost import (
     FLOP_COUNTER,
@@ -92,23 +91,24 @@ def _build_student_job(cfg: Config, num_frames: int) -> DeployModel:
 
 
 def _build_teacher_job(cfg: Config) -> TeacherDeployModel:
-    """The config's teacher; its ``teacher_ckpt`` is loaded (with
-    HalluciNet's own loading code) only if the file exists."""
+    """The 3D model of the config's :class:`FrozenTeacher`; its checkpoint
+    is loaded (with HalluciNet's own loading code) only if the file
+    exists."""
     init_default_scope('mmaction')
     model_cfg = without_pretrained(cfg.model)
-    ckpt = model_cfg.get('teacher_ckpt')
+    teacher_cfg = dict(model_cfg['teacher'])
+    ckpt = teacher_cfg.get('checkpoint')
     preprocessor = None
     if model_cfg.get('data_preprocessor'):
         preprocessor = getattr(
             MODELS.build(model_cfg['data_preprocessor']), 'teacher', None)
-    if ckpt and osp.isfile(ckpt):
-        teacher = MODELS.build(model_cfg).teacher
-    else:
-        teacher = build_teacher(model_cfg['teacher'])
-        if hasattr(teacher, 'init_weights'):
-            with quiet_logger():
-                teacher.init_weights()
-    return TeacherDeployModel(teacher, preprocessor).eval()
+    with quiet_logger():
+        if not (ckpt and osp.isfile(ckpt)):
+            teacher_cfg['checkpoint'] = None
+        teacher = MODELS.build(teacher_cfg)
+        if teacher_cfg['checkpoint'] is None:
+            teacher.init_weights()
+    return TeacherDeployModel(teacher.model, preprocessor).eval()
 
 
 def _vanilla_twin(cfg: Config) -> Config:
@@ -119,7 +119,6 @@ def _vanilla_twin(cfg: Config) -> Config:
     in_channels = model.hallu_head.in_channels
     model.hallu_head = None
     model.teacher = None
-    model.teacher_ckpt = None
     model.fusion = 'concat'
     model.cls_head.in_channels = in_channels
     return twin
@@ -166,11 +165,11 @@ def plan_jobs(configs: Sequence[Tuple[str, Config]],
                     'pipeline): give --teacher-shape T H W')
             t, h, w = (int(v) for v in tshape)
             tkey = _key([without_pretrained(dict(teacher=model.teacher)),
-                         model.get('teacher_ckpt'), t, h, w,
+                         t, h, w,
                          spec['num_segments']])
             if tkey not in teachers:
                 teachers[tkey] = Job(
-                    f'teacher {_describe_teacher(model.teacher)}',
+                    f'teacher {_describe_teacher(model.teacher.model)}',
                     'teacher',
                     lambda cfg=cfg: _build_teacher_job(cfg),
                     (spec['num_segments'], 3, t, h, w),

@@ -55,9 +55,9 @@ def build_student(cfg: Config,
     model_cfg = dict(cfg.model)
     if not pretrained:
         model_cfg = without_pretrained(model_cfg)
-    if model_cfg.get('type') == 'HalluciNet':
+    if 'teacher' in model_cfg:
         # The deploy path never runs the teacher.
-        model_cfg.update(teacher=None, teacher_ckpt=None)
+        model_cfg.update(teacher=None)
     model = MODELS.build(model_cfg)
     if checkpoint is None:
         with quiet_logger():

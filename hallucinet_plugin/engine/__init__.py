@@ -7,10 +7,12 @@ from .hooks import (
     ResumableRandomnessHook,
     WeightsOnlyCheckpointHook,
 )
+from .optimizers import HalluciNetOptimWrapperConstructor
 from .runner import HalluciNetRunner
 
 __all__ = [
-    'FiniteLossHook', 'HalluciNetRunner', 'HallucinationHook',
+    'FiniteLossHook', 'HalluciNetOptimWrapperConstructor',
+    'HalluciNetRunner', 'HallucinationHook',
     'PretrainedStudentHook', 'ResumableRandomnessHook',
     'WeightsOnlyCheckpointHook', 'apply_hallucination',
     'setup_cpu_distributed'

@@ -96,6 +96,10 @@ def apply_hallucination(cfg: Config,
         ]
         if section.get('bank'):
             cfg.teacher_bank = section['bank']
+        optim = cfg.get('optim_wrapper') or {}
+        if optim.get('constructor') == 'TSMOptimWrapperConstructor':
+            # The same groups, without the frozen teacher.
+            optim['constructor'] = 'HalluciNetOptimWrapperConstructor'
     store = cfg.get('teacher_bank')
     if not switch_bank or store is None or (cfg.get('model')
                                             or {}).get('teacher') is None:

@@ -19,7 +19,7 @@ from ..utils.config import load_config, to_builtin
 from ..utils.typing_utils import PathLike
 from .geometry import window_starts
 from .store import FeatureBankWriter, video_key
-from .switch import bank_settings, hallucinet_arg, sha256_file
+from .switch import bank_settings, sha256_file
 
 
 # --------------------------------------------------------------- teacher
@@ -35,14 +35,9 @@ def build_frozen_teacher(model_cfg: Dict, settings: Dict) -> nn.Module:
     """
     # By registry: the models sit above the feature bank's layer.
     return MODELS.build(
-        dict(
-            type='FrozenTeacher',
-            model=model_cfg['teacher'],
-            checkpoint=model_cfg['teacher_ckpt'],
-            layer=settings['teacher_layer'],
-            pool=settings['teacher_pool'],
-            max_missing_keys=hallucinet_arg(model_cfg,
-                                            'max_missing_teacher_keys')))
+        dict(model_cfg['teacher'],
+             layer=settings['teacher_layer'],
+             pool=settings['teacher_pool']))
 
 
 def _leaf_datasets(dataset) -> List:

@@ -43,13 +43,34 @@ _RANDOM_TO_DETERMINISTIC = {
     'Flip': lambda t: None,
 }
 
-def hallucinet_arg(model_cfg: Dict, name: str):
-    """A HalluciNet argument from the config, else HalluciNet's default."""
-    if name in model_cfg:
-        return model_cfg[name]
+def teacher_args(model_cfg: Dict, where: str = 'config') -> Dict:
+    """``model.teacher`` of a HalluciNet config (a ``FrozenTeacher``
+    dict) with the teacher's defaults filled in: ``model``,
+    ``checkpoint``, ``layer``, ``pool``, ``max_missing_keys``."""
+    teacher = model_cfg.get('teacher')
+    if teacher is None:
+        raise ValueError(
+            f'{where}: model.teacher is not set. Extract with the '
+            'online-teacher config (the one you train with '
+            '--teacher-bank), which names the teacher and its checkpoint.')
     # By registry: the models register themselves above this layer.
-    hallucinet = MODELS.get('HalluciNet')
-    return inspect.signature(hallucinet).parameters[name].default
+    frozen = MODELS.get('FrozenTeacher')
+    kind = teacher.get('type') if isinstance(teacher, dict) else None
+    cls = MODELS.get(kind) if isinstance(kind, str) else kind
+    if not (isinstance(cls, type) and issubclass(cls, frozen)):
+        raise ValueError(
+            f"{where}: model.teacher must be dict(type='FrozenTeacher', "
+            "model=<the teacher's model config or file>, checkpoint=..., "
+            'layer=..., pool=...); got ' + (f'type={kind!r}' if kind else
+                                            repr(teacher)[:60]))
+    args = {
+        name: param.default
+        for name, param in inspect.signature(cls).parameters.items()
+        if param.default is not inspect.Parameter.empty
+    }
+    args.update((k, v) for k, v in to_builtin(teacher).items()
+                if k != 'type')
+    return args
 
 
 # --------------------------------------------------------------- config
@@ -118,15 +139,12 @@ def bank_settings(cfg: Union[PathLike, Config],
         raise ValueError(f'dtype must be one of {list(DTYPES)}, got '
                          f'{dtype!r}')
     model = cfg.get('model') or {}
-    if model.get('teacher') is None:
-        raise ValueError(
-            f'{where}: model.teacher is not set. Extract with the '
-            'online-teacher config (the one you train with '
-            '--teacher-bank), which names the teacher and its checkpoint.')
-    if model.get('teacher_ckpt') is None:
-        raise ValueError(f'{where}: model.teacher_ckpt is not set; a bank '
-                         "of an untrained teacher's features is useless")
-    teacher = model['teacher']
+    spec = teacher_args(model, where)
+    if spec.get('checkpoint') is None:
+        raise ValueError(f'{where}: model.teacher.checkpoint is not set; a '
+                         "bank of an untrained teacher's features is "
+                         'useless')
+    teacher = spec['model']
     if isinstance(teacher, str):
         teacher = Config.fromfile(teacher)['model']
     teacher = to_builtin(copy.deepcopy(teacher))
@@ -186,9 +204,9 @@ def bank_settings(cfg: Union[PathLike, Config],
         format=FORMAT,
         format_version=FORMAT_VERSION,
         teacher_config=json.dumps(teacher, indent=2, sort_keys=True),
-        teacher_ckpt=str(model['teacher_ckpt']),
-        teacher_layer=hallucinet_arg(model, 'teacher_layer'),
-        teacher_pool=hallucinet_arg(model, 'teacher_pool'),
+        teacher_ckpt=str(spec['checkpoint']),
+        teacher_layer=spec['layer'],
+        teacher_pool=spec['pool'],
         clip_len=sampler.clip_len,
         frame_interval=sampler.frame_interval,
         stride=int(stride),
@@ -255,8 +273,9 @@ def check_teacher_bank(cfg: Config, store: str) -> Dict:
     ``out_of_bound_opt``) must be those the online config derives
     (:func:`bank_settings`). The store's own ``stride`` and ``dtype`` are
     extraction choices and are taken as they are. The checkpoint hash is
-    compared when ``model.teacher_ckpt`` is a local file; training from a
-    bank whose teacher checkpoint is gone is allowed, and says so.
+    compared when the checkpoint of ``model.teacher`` is a local file;
+    training from a bank whose teacher checkpoint is gone is allowed, and
+    says so.
 
     Args:
         cfg (Config): The online-teacher config (before the switch).
@@ -280,9 +299,9 @@ def check_teacher_bank(cfg: Config, store: str) -> Dict:
             'did not finish): run tools/extract_teacher_features.py '
             f'{where} --out {store} again, which adds the missing videos')
     checked = copy.deepcopy(cfg)
-    ckpt = (checked.get('model') or {}).get('teacher_ckpt')
+    ckpt = teacher_args(checked.get('model') or {}, where)['checkpoint']
     if ckpt is None:
-        checked.model.teacher_ckpt = '<not set>'
+        checked.model.teacher.checkpoint = '<not set>'
     settings = {
         k: v
         for k, v in bank_settings(
@@ -296,8 +315,8 @@ def check_teacher_bank(cfg: Config, store: str) -> Dict:
         record['teacher_ckpt_sha256'] = settings['teacher_ckpt_sha256']
     else:
         record['teacher_ckpt_sha256'] = (
-            f'not compared: model.teacher_ckpt {ckpt!r} is not a local '
-            'file')
+            f'not compared: model.teacher.checkpoint {ckpt!r} is not a '
+            'local file')
         print_log(
             f'teacher feature bank {store}: the teacher checkpoint '
             f'{ckpt!r} is not here, so the store\'s teacher_ckpt_sha256 '
@@ -351,7 +370,6 @@ def use_teacher_bank(cfg: Config, store: str) -> Config:
     for dataset in pipeline_datasets(cfg.train_dataloader.dataset):
         _read_bank_in(dataset, store, where)
     model['teacher'] = None
-    model['teacher_ckpt'] = None
     cfg.teacher_bank = store
     return cfg
 
@@ -360,8 +378,8 @@ def sha256_file(filename: str) -> str:
     """Hex sha256 of a file (or of a URL's download)."""
     if '://' not in filename and not osp.isfile(filename):
         raise FileNotFoundError(
-            f'teacher_ckpt not found: {filename} (set model.teacher_ckpt to '
-            'the trained teacher checkpoint)')
+            f'teacher.checkpoint not found: {filename} (set the checkpoint '
+            'of model.teacher to the trained teacher checkpoint)')
     digest = hashlib.sha256()
     with get_local_path(filename) as local:
         with open(local, 'rb') as f:

@@ -153,9 +153,10 @@ def offline(cfg):
     False, a pretrained path or URL None (and ``pretrained2d`` False where
     the class has it: mmaction2's ResNetTSM and ResNet3d load 2D weights by
     default and fail without a path), ``Pretrained`` init_cfgs go,
-    every ``*_ckpt`` (``teacher_ckpt``, MoNet's ``classifier_ckpt``)
-    becomes None (nested dicts and lists, in place); a
-    ``model.hallucination`` section gets ``random_teacher=True``."""
+    every ``*_ckpt`` (MoNet's ``classifier_ckpt``, ``appearance_ckpt``)
+    and the ``checkpoint`` of a ``FrozenTeacher`` become None (nested
+    dicts and lists, in place); a ``model.hallucination`` section gets
+    ``random_teacher=True``."""
     if isinstance(cfg, dict):
         for key in list(cfg):
             value = cfg[key]
@@ -165,7 +166,9 @@ def offline(cfg):
                 cfg[key] = None
                 if _accepts(cfg.get('type'), 'pretrained2d'):
                     cfg['pretrained2d'] = False
-            elif key.endswith('_ckpt'):
+            elif key.endswith('_ckpt') or (
+                    key == 'checkpoint'
+                    and cfg.get('type') == 'FrozenTeacher'):
                 cfg[key] = None
             elif key == 'init_cfg' and isinstance(value, dict) and \
                     value.get('type') == 'Pretrained':

@@ -54,11 +54,13 @@ def add_hallucinet(cfg: Config) -> None:
     student_dim = model.cls_head.in_channels
     model.type = 'HalluciNet'
     model.teacher = dict(
-        type='Recognizer3D',
-        backbone=dict(type='ResNeXt3D', depth=101, cardinality=32),
-        cls_head=dict(
-            type='I3DHead', num_classes=101, in_channels=TEACHER_DIM))
-    model.teacher_ckpt = 'checkpoints/resnext101_ucf101.pth'
+        type='FrozenTeacher',
+        model=dict(
+            type='Recognizer3D',
+            backbone=dict(type='ResNeXt3D', depth=101, cardinality=32),
+            cls_head=dict(
+                type='I3DHead', num_classes=101, in_channels=TEACHER_DIM)),
+        checkpoint='checkpoints/resnext101_ucf101.pth')
     model.hallu_head = dict(
         type='HallucinationHead',
         in_channels=student_dim,

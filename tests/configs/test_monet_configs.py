@@ -147,8 +147,8 @@ def test_paper_settings():
     assert (head.in_channels, head.out_channels, head.num_layers,
             head.act) == (2048, 2048, 5, 'tanh')
     assert head.loss_hallu.alpha == 10
-    assert head.loss_hallu.classifier_ckpt == cfg.model.teacher_ckpt
-    assert cfg.model.teacher.backbone.in_channels == 10
+    assert head.loss_hallu.classifier_ckpt == cfg.model.teacher.checkpoint
+    assert cfg.model.teacher.model.backbone.in_channels == 10
     assert cfg.optim_wrapper.optimizer.lr == 2e-4
     assert cfg.optim_wrapper.clip_grad.max_norm == 1.0
     assert cfg.param_scheduler[0].milestones == [15, 30]
@@ -199,13 +199,15 @@ def test_config_trains_and_tests(config, bank, data, tmp_path):
         target = 'teacher_feats' if cfg.model.get('teacher') is None \
             else 'teacher_imgs'
         assert target in batch['inputs'], sorted(batch['inputs'])
-    if (cfg.model.get('teacher') or {}).get('type') == 'Recognizer2D':
+    if ((cfg.model.get('teacher') or {}).get('model')
+            or {}).get('type') == 'Recognizer2D':
         # The flow stacks of the 8 segments, x/y interleaved.
         assert batch['inputs']['teacher_imgs'][0].shape == (
             8, 10, FLOW_SIZE, FLOW_SIZE)
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     heads = [model.cls_head] + ([model.hallu_cls_head]
-                                if cfg.model.get('fusion') == 'late' else [])
+                                if cfg.model.type == 'LateFusionHalluciNet'
+                                else [])
     before = [h.fc_cls.weight.detach().clone() for h in heads]
     model.train()
     log_vars = model.train_step(batch, optim_wrapper)

@@ -178,8 +178,8 @@ def tiny_model(model: dict) -> dict:
         return model
     model['backbone'] = dict(TINY_STUDENT)
     if model.get('teacher') is not None:
-        model['teacher'] = copy.deepcopy(TINY_TEACHER)
-    model['teacher_ckpt'] = None
+        model['teacher'] = dict(type='FrozenTeacher',
+                                model=copy.deepcopy(TINY_TEACHER))
     hallu = model.get('hallu_head')
     fusion = model.get('fusion', 'concat')
     if hallu is not None:
@@ -262,7 +262,8 @@ def test_paper_networks_fit(config):
     model = copy.deepcopy(cfg.model.to_dict())
     if 'backbone' in model and 'pretrained' in model['backbone']:
         model['backbone']['pretrained'] = False
-    model.pop('teacher_ckpt', None)
+    if model.get('teacher') is not None:
+        model['teacher']['checkpoint'] = None
     with torch.device('meta'):
         built = MODELS.build(model)
     if kind(cfg) != 'dive' or 'demo' in config:
@@ -279,7 +280,7 @@ def test_paper_networks_fit(config):
                 built.hallu_head.out_channels) == (4096, 2048)
         assert spec.hallu_head.loss_hallu.loss_weight == 50.0
         if spec.get('teacher') is not None:
-            assert spec.teacher.backbone == dict(
+            assert spec.teacher.model.backbone == dict(
                 type='ResNeXt3D', depth=101, cardinality=32)
 
 
@@ -542,10 +543,10 @@ def test_feature_bank_of_event_videos(release, tmp_path):
     model_cfg = tiny_model(cfg.model.to_dict())
     point_at(cfg, release, model_cfg)
     torch.manual_seed(0)
-    teacher = MODELS.build(copy.deepcopy(model_cfg['teacher']))
-    model_cfg['teacher_ckpt'] = str(tmp_path / 'teacher.pth')
-    torch.save(
-        dict(state_dict=teacher.state_dict()), model_cfg['teacher_ckpt'])
+    teacher = MODELS.build(copy.deepcopy(model_cfg['teacher']['model']))
+    model_cfg['teacher']['checkpoint'] = str(tmp_path / 'teacher.pth')
+    torch.save(dict(state_dict=teacher.state_dict()),
+               model_cfg['teacher']['checkpoint'])
     cfg.model = model_cfg
     store = str(tmp_path / 'bank.lmdb')
     report = extract_teacher_features(

@@ -154,10 +154,12 @@ def test_mmaction_scope_does_not_resolve_yet(tmp_path):
 
 
 def test_tsm_keeps_the_recipes_fc_lr5():
-    """The README says TSM's fc_lr5 boosts the classifier: the config keeps
-    the recipe's True (HalluciNet's last Linear is cls_head.fc_cls, see
-    tests/models/recognizers/test_hallucinet.py)."""
+    """The recipe's fc_lr5 boosts the classifier: the config keeps the
+    recipe's True, with TSM's groups over the student alone
+    (tests/engine/optimizers/ checks which parameters get what)."""
     cfg = Config.fromfile(
         osp.join(REPO, SHORT[0]), import_custom_modules=False)
     assert 'tsm' in SHORT[0]
     assert cfg.optim_wrapper.paramwise_cfg.fc_lr5 is True
+    assert cfg.optim_wrapper.constructor == \
+        'HalluciNetOptimWrapperConstructor'

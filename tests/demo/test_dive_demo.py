@@ -141,7 +141,7 @@ def test_quick_dive_demo_end_to_end(quick_demo):
         run_tool('tools/test.py', demo.student_config(name), ckpt.strip(),
                  '--work-dir', str(work_dir / 'test_again'), '--dump',
                  str(dump), '--cfg-options', *demo.data_options(),
-                 'model.teacher_ckpt=None')
+                 'model.teacher=None')
         with open(dump, 'rb') as f:
             preds = pickle.load(f)
         assert len(preds) == 2

@@ -15,7 +15,7 @@ from hallucinet_plugin.deploy.cost import (
 )
 from hallucinet_plugin.deploy.presets import preset_configs
 from hallucinet_plugin.utils.config import load_config
-from tests.conftest import REPO, run_tool, tiny_teacher
+from tests.conftest import REPO, frozen_tiny_teacher, run_tool
 
 STUDENT_DIM, TEACHER_DIM, NUM_CLASSES = 96, 16, 3
 
@@ -26,8 +26,8 @@ def tiny_config() -> Config:
     model = dict(
         type='HalluciNet',
         backbone=dict(type='timm.test_resnet', pretrained=False),
-        teacher=tiny_teacher(NUM_CLASSES),
-        teacher_ckpt='does/not/exist.pth',
+        teacher=frozen_tiny_teacher(
+            NUM_CLASSES, checkpoint='does/not/exist.pth'),
         hallu_head=dict(
             type='HallucinationHead',
             in_channels=STUDENT_DIM,
@@ -260,7 +260,7 @@ def test_efficient_student_widths(path):
     from mmengine.registry import init_default_scope
     init_default_scope('mmaction')
     cfg = load_config(path)
-    model = dict(cfg.model, teacher=None, teacher_ckpt=None)
+    model = dict(cfg.model, teacher=None)
     model['backbone'] = dict(model['backbone'], pretrained=False)
     built = MODELS.build(model)
     assert built.hallu_head.in_channels == cfg.student_dim
@@ -275,7 +275,7 @@ def test_training_benchmark_on_generated_videos(tmp_path):
     demo = osp.join(REPO, 'configs', 'demo')
     vanilla = osp.join(demo, 'vanilla_resnet10t_adam-10e_demo.py')
     online = osp.join(demo, 'hallucinet_resnet10t_r3d-tiny_adam-10e_demo.py')
-    assert not osp.exists(load_config(online).model.teacher_ckpt)
+    assert not osp.exists(load_config(online).model.teacher.checkpoint)
     out = tmp_path / 'training'
     options = ['train_dataloader.num_workers=0',
                'train_dataloader.persistent_workers=False',

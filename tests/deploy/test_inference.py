@@ -16,7 +16,7 @@ from hallucinet_plugin.deploy.frames import list_frames, load_frames
 from hallucinet_plugin.deploy.inference import inference, load_label_map
 from hallucinet_plugin.deploy.onnx_export import export_onnx
 from hallucinet_plugin.utils import set_gt_label
-from tests.conftest import run_tool, tiny_teacher, write_video
+from tests.conftest import frozen_tiny_teacher, run_tool, write_video
 
 CLASSES = ['red', 'blue']
 CLIP_LEN, SIZE = 8, 32
@@ -43,7 +43,7 @@ def model_config() -> dict:
     return dict(
         type='HalluciNet',
         backbone=dict(type='timm.test_resnet', pretrained=False),
-        teacher=tiny_teacher(num_classes=2),
+        teacher=frozen_tiny_teacher(num_classes=2),
         hallu_head=dict(
             type='HallucinationHead', in_channels=96, out_channels=64),
         cls_head=dict(

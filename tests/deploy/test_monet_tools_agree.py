@@ -24,7 +24,7 @@ def cfg_options(data: dict) -> dict:
     the test split on the generated videos, one process."""
     loader = 'test_dataloader'
     return {
-        'model.teacher_ckpt': None,
+        'model.teacher.checkpoint': None,
         'model.appearance_ckpt': None,
         'model.hallu_head.loss_hallu.classifier_ckpt': None,
         f'{loader}.dataset.ann_file': data['ann_file'],
@@ -79,7 +79,7 @@ def test_test_tool_and_inference_tool_agree(tmp_path):
     cli_options = [f'{k}={v}' for k, v in options.items()]
     cfg = Config.fromfile(osp.join(REPO, CONFIG))
     cfg.merge_from_dict(options)
-    assert cfg.model.fusion == 'late'
+    assert cfg.model.type == 'LateFusionHalluciNet'
     ckpt = str(tmp_path / 'monet.pth')
     model = save_checkpoint(cfg, ckpt)
 

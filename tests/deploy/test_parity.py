@@ -79,9 +79,16 @@ ONNX_CONFIGS = {
 }
 
 # Settings of the model that the deploy path does not read.
-_TRAINING_ONLY = ('teacher', 'teacher_ckpt', 'teacher_layer', 'teacher_pool',
-                  'keep_teacher_in_ckpt', 'max_missing_teacher_keys',
-                  'appearance_ckpt', 'freeze_appearance', 'train_cfg')
+_TRAINING_ONLY = ('teacher', 'appearance_ckpt', 'freeze_appearance',
+                  'train_cfg')
+
+
+def fusion(model: dict) -> str:
+    """What the classifier sees: HalluciNet's ``fusion``, or ``'late'``
+    for MoNet's two streams."""
+    if model.get('type') == 'LateFusionHalluciNet':
+        return 'late'
+    return model.get('fusion', 'concat')
 
 
 @functools.lru_cache(maxsize=None)
@@ -153,14 +160,14 @@ def test_skips_are_few_and_named():
     # The LSTM head is the MTL-AQA dive/quality experiments' only.
     assert dive and all(c.startswith('configs/mtl_aqa/') for c in dive)
     runs = [c for c in CONFIGS if c not in NOT_STUDENTS and c not in dive]
-    fusions = {raw_config(c).model.get('fusion', 'concat') for c in runs}
+    fusions = {fusion(raw_config(c).model) for c in runs}
     assert fusions == {'concat', 'direct', 'none', 'late'}
     assert {raw_config(c).model.get('frames_per_segment', 1)
             for c in runs} == {1, 2}
     assert len(runs) >= 20
     assert ONNX_CONFIGS <= set(runs)
     # Fusion 'none' with a hallucination head is the DiveLSTM configs' only.
-    assert {raw_config(c).model.get('fusion', 'concat')
+    assert {fusion(raw_config(c).model)
             for c in ONNX_CONFIGS} == {'concat', 'direct', 'late'}
 
 
@@ -290,17 +297,17 @@ def test_dive_lstm_is_refused():
 # student, through all three paths and the scores' meaning.
 CASES = {
     'late-tsm-3crops-weights':
-    dict(fusion='late', head='TSMHead', views=3, weights=(1., 3.)),
+    dict(fuse='late', head='TSMHead', views=3, weights=(1., 3.)),
     'concat-tsm-3crops-score':
-    dict(fusion='concat', head='TSMHead', views=3, average_clips='score'),
+    dict(fuse='concat', head='TSMHead', views=3, average_clips='score'),
     # The eager split into max_testing_views chunks is not traced.
     'none-tsn-2f-split':
-    dict(fusion='none', head='TSNHead', frames=2, max_testing_views=2),
+    dict(fuse='none', head='TSNHead', frames=2, max_testing_views=2),
 }
 SEGMENTS, DIM, HALLU_DIM, NUM_CLASSES = 2, 96, 16, 5
 
 
-def tiny_model(fusion: str,
+def tiny_model(fuse: str,
                head: str,
                views: int = 1,
                frames: int = 1,
@@ -327,15 +334,17 @@ def tiny_model(fusion: str,
         hallu_head=dict(
             type='HallucinationHead', in_channels=feats,
             out_channels=HALLU_DIM),
-        fusion=fusion,
-        cls_head=head_cfg(feats + (HALLU_DIM if fusion == 'concat' else 0)),
+        fusion='none' if fuse == 'late' else fuse,
+        cls_head=head_cfg(feats + (HALLU_DIM if fuse == 'concat' else 0)),
         test_cfg=dict(max_testing_views=max_testing_views),
         data_preprocessor=dict(
             type='HalluciNetDataPreprocessor',
             mean=[127.5] * 3,
             std=[64.] * 3))
-    if fusion == 'late':
+    if fuse == 'late':
+        cfg.pop('fusion')
         cfg.update(
+            type='LateFusionHalluciNet',
             hallu_cls_head=head_cfg(HALLU_DIM), late_fusion_weights=weights)
     init_default_scope('mmaction')
     model = build_student(Config(dict(model=cfg)))
@@ -361,7 +370,7 @@ def test_views_weights_and_clip_averaging(case, tmp_path):
         samples = model.test_step(data)
         scores, hallu = deploy(pixels.float())
         x, kwargs = model.extract_feat(imgs, test_mode=True)
-        if settings['fusion'] == 'late':
+        if settings['fuse'] == 'late':
             weights = settings['weights']
             probs = [
                 head(part, **kwargs).softmax(-1) for head, part in

@@ -125,7 +125,9 @@ def model_config(ckpt=None):
             format_shape='NCHW',
             teacher=dict(mean=[120., 110., 100.], std=[60., 61., 62.])))
     if ckpt is not None:
-        model.update(teacher=copy.deepcopy(TEACHER), teacher_ckpt=ckpt)
+        model.update(teacher=dict(type='FrozenTeacher',
+                                  model=copy.deepcopy(TEACHER),
+                                  checkpoint=ckpt))
     return model
 
 
@@ -265,8 +267,8 @@ def test_settings_need_the_online_config(setup):
     with pytest.raises(ValueError, match='model.teacher is not set'):
         bank_settings(cfg)
     cfg = Config.fromfile(setup['cfg'])
-    cfg.model.teacher_ckpt = None
-    with pytest.raises(ValueError, match='teacher_ckpt is not set'):
+    cfg.model.teacher.checkpoint = None
+    with pytest.raises(ValueError, match='teacher.checkpoint is not set'):
         bank_settings(cfg)
 
 
@@ -393,7 +395,7 @@ def test_refuses_a_store_of_other_settings(setup, tmp_path):
     before = read_raw(store)
     other_ckpt = save_teacher(tmp_path / 'other.pth', seed=1)
     other_teacher = Config.fromfile(setup['cfg'])
-    other_teacher.model.teacher.backbone.base_channels = 4
+    other_teacher.model.teacher.model.backbone.base_channels = 4
     cases = [
         (dict(stride=3), 'stride: store 2, requested 3'),
         (dict(dtype='float32'), 'dtype'),
@@ -534,7 +536,6 @@ def test_demo_configs_train_from_the_bank(name, tmp_path):
     cfg = use_teacher_bank(Config.fromfile(osp.join(DEMO, online_name)),
                            store)
     assert cfg.model.get('teacher') is None
-    assert cfg.model.get('teacher_ckpt') is None
     pipeline = {t['type']: t for t in cfg.train_dataloader.dataset.pipeline}
     sampler = pipeline['HalluSampleFrames']
     online_sampler = {
@@ -622,7 +623,7 @@ def test_switch_on_every_hallucinet_config(path, tmp_path):
     settings = bank_settings(online)
     cfg = use_teacher_bank(Config.fromfile(osp.join(REPO, path)),
                            str(tmp_path))
-    assert cfg.model.teacher is None and cfg.model.teacher_ckpt is None
+    assert cfg.model.teacher is None
     # Every dataset of the train set (labelled and unlabelled videos).
     for dataset in leaf_datasets(cfg.train_dataloader.dataset):
         pipeline = dataset.pipeline
@@ -668,7 +669,7 @@ def test_train_with_teacher_bank_flag(setup, tmp_path):
                 checkpoint=dict(
                     type='CheckpointHook', interval=2, by_epoch=False))))
     # The teacher checkpoint is gone: only the bank can give targets.
-    cfg.model.teacher_ckpt = str(tmp_path / 'deleted.pth')
+    cfg.model.teacher.checkpoint = str(tmp_path / 'deleted.pth')
     config = str(tmp_path / 'online.py')
     cfg.dump(config)
     work_dir = str(tmp_path / 'work')
@@ -794,10 +795,10 @@ def test_training_checks_the_store_it_reads(setup, tmp_path):
             check_teacher_bank(cfg, store)
 
     other = save_teacher(tmp_path / 'other.pth', seed=1)
-    refused(lambda c: c.model.update(teacher_ckpt=other),
+    refused(lambda c: c.model.teacher.update(checkpoint=other),
             r'(?s)default\.lmdb was made with other settings.*'
             r'teacher_ckpt_sha256: store')
-    refused(lambda c: c.model.update(teacher_pool='max'),
+    refused(lambda c: c.model.teacher.update(pool='max'),
             r"teacher_pool: store 'avg', requested 'max'")
     refused(lambda c: c.model.data_preprocessor.teacher.update(
         mean=[0., 0., 0.]), r'view: store')
@@ -806,7 +807,7 @@ def test_training_checks_the_store_it_reads(setup, tmp_path):
 
     # Without the teacher checkpoint, everything else is still compared.
     cfg = Config.fromfile(setup['cfg'])
-    cfg.model.teacher_ckpt = str(tmp_path / 'gone.pth')
+    cfg.model.teacher.checkpoint = str(tmp_path / 'gone.pth')
     assert 'not compared' in check_teacher_bank(
         cfg, store)['teacher_ckpt_sha256']
 
@@ -827,7 +828,7 @@ def test_train_tool_refuses_another_teachers_store(setup, tmp_path):
         sys.executable,
         osp.join(REPO, 'tools', 'train.py'), setup['cfg'], '--work-dir',
         str(tmp_path / 'work'), '--teacher-bank', setup['stores']['default'],
-        '--cfg-options', 'model.teacher_pool=max'
+        '--cfg-options', 'model.teacher.pool=max'
     ],
                           capture_output=True,
                           text=True,

@@ -57,7 +57,7 @@ def write_config(path: str,
     }
     if cfg.model.get('teacher') is not None:
         # A random teacher: no trained teacher checkpoint in the tests.
-        opts['model.teacher_ckpt'] = None
+        opts['model.teacher.checkpoint'] = None
     for split in ('train', 'val', 'test'):
         prefix = f'{split}_dataloader.'
         opts.update({

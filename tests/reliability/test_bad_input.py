@@ -26,9 +26,9 @@ from hallucinet_plugin.datasets.transforms.hallu_decord_init import (
 )
 from hallucinet_plugin.utils import set_gt_label
 from tests.conftest import (
+    frozen_tiny_teacher,
     make_video_dataset,
     moving_square_video,
-    tiny_teacher,
     write_video,
 )
 
@@ -456,7 +456,7 @@ def test_frame_folder_shorter_than_its_annotation(frame_folders):
 
 # --------------------------------------- student and teacher inputs disagree
 def tiny_hallucinet():
-    teacher = tiny_teacher(num_classes=4)
+    teacher = frozen_tiny_teacher(num_classes=4)
     model = MODELS.build(
         dict(
             type='HalluciNet',

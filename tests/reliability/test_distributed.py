@@ -80,7 +80,8 @@ def runs(tmp_path_factory):
             data,
             batch_size=batch,
             epochs=EPOCHS,
-            options=dict(options, **{'model.teacher_ckpt': teacher_ckpt}),
+            options=dict(options,
+                         **{'model.teacher.checkpoint': teacher_ckpt}),
             hooks=[dict(type='RecordRunHook', out_dir=str(root / name))])
         run(
             tool_cmd(
@@ -105,7 +106,7 @@ def runs(tmp_path_factory):
         epochs=EPOCHS,
         # Data-loader workers open the bank after the fork.
         workers=1,
-        options=dict(options, **{'model.teacher_ckpt': teacher_ckpt}),
+        options=dict(options, **{'model.teacher.checkpoint': teacher_ckpt}),
         hooks=[dict(type='RecordRunHook', out_dir=str(root / 'bank'))])
     run(
         tool_cmd(
@@ -219,7 +220,7 @@ def test_torchrun_test_gathers_every_sample_once(runs):
         batch_size=2,
         epochs=1,
         options=dict(COMPARABLE,
-                     **{'model.teacher_ckpt': runs['teacher_ckpt']}))
+                     **{'model.teacher.checkpoint': runs['teacher_ckpt']}))
     ckpt = str(root / 'work_two' / f'epoch_{EPOCHS}.pth')
     dump = str(root / 'preds.pkl')
     proc = run(

@@ -35,7 +35,7 @@ def poisoned(tmp_path_factory):
     online = write_config(str(root / 'online.py'), DEMO, data, 2, 1)
     init_default_scope('mmaction')
     torch.manual_seed(0)
-    teacher = MODELS.build(Config.fromfile(online).model.teacher)
+    teacher = MODELS.build(Config.fromfile(online).model.teacher.model)
     ckpt = str(root / 'teacher.pth')
     torch.save(dict(state_dict=teacher.state_dict()), ckpt)
     online = write_config(
@@ -44,7 +44,7 @@ def poisoned(tmp_path_factory):
         data,
         2,
         1,
-        options={'model.teacher_ckpt': ckpt})
+        options={'model.teacher.checkpoint': ckpt})
     bank = str(root / 'bank.lmdb')
     extract_bank(online, bank)
     return dict(root=root, data=data, bank=bank, ckpt=ckpt)
@@ -66,7 +66,7 @@ def train(poisoned, name, nproc, batch_size):
         ],
         options={
             'train_dataloader.sampler.shuffle': False,
-            'model.teacher_ckpt': poisoned['ckpt'],
+            'model.teacher.checkpoint': poisoned['ckpt'],
         })
     work_dir = str(root / f'work_{name}')
     proc = run(

@@ -54,14 +54,14 @@ def runs(request, tmp_path_factory):
         with open(unlabelled, 'w') as f:
             f.write(''.join(f'video_{i:03d}.mp4\n' for i in range(7, -1, -1)))
         args = ARGS + ('--unlabelled', unlabelled)
-    # The teacher comes from teacher_ckpt, as in real training: resumed
+    # The teacher comes from its checkpoint, as in real training: resumed
     # checkpoints do not hold it.
     init_default_scope('mmaction')
     torch.manual_seed(1)
     teacher = MODELS.build(Config.fromfile(osp.join(REPO, DEMO)).teacher_model)
     teacher_ckpt = str(root / 'teacher.pth')
     torch.save(dict(state_dict=teacher.state_dict()), teacher_ckpt)
-    options = {'model.teacher_ckpt': teacher_ckpt}
+    options = {'model.teacher.checkpoint': teacher_ckpt}
     config = write_config(
         str(root / 'cfg.py'),
         DEMO,
@@ -125,7 +125,7 @@ def test_resumed_weights_are_bit_exact(runs):
         for name, value in state.items():
             assert torch.equal(value, b['optimizer']['state'][index][name])
     # Checkpoints leave the frozen teacher out, and resuming still works:
-    # it is rebuilt and reloaded from teacher_ckpt with the model.
+    # it is rebuilt and reloaded from its checkpoint with the model.
     assert not any(k.startswith('teacher.') for k in b['state_dict'])
     assert any(k.startswith('hallu_head.') for k in b['state_dict'])
 

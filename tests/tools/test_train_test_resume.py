@@ -14,7 +14,7 @@ CONFIG = 'configs/demo/hallucinet_resnet10t_r3d-tiny_adam-10e_demo.py'
 
 
 def data_options(dataset: dict, epochs: int) -> list:
-    opts = ['model.teacher_ckpt=None', f'train_cfg.max_epochs={epochs}',
+    opts = ['model.teacher.checkpoint=None', f'train_cfg.max_epochs={epochs}',
             'train_cfg.val_interval=1', 'default_hooks.logger.interval=1',
             'param_scheduler.0.T_max=3']
     for split in ('train', 'val', 'test'):

@@ -54,7 +54,7 @@ def data(tmp_path_factory):
 def options(data, epochs=1):
     labelled = data['labelled']
     opts = [
-        f'model.teacher_ckpt={data["teacher"]}',
+        f'model.teacher.checkpoint={data["teacher"]}',
         f'train_cfg.max_epochs={epochs}', 'train_cfg.val_interval=9',
         'default_hooks.logger.interval=1', 'train_dataloader.batch_size=2'
     ]

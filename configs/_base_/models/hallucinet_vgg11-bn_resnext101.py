@@ -17,10 +17,13 @@ model = dict(
     # The teacher's classifier is never used (only its pooled last stage
     # is hallucinated); a checkpoint without it loads.
     teacher=dict(
-        type='Recognizer3D',
-        backbone=dict(type='ResNeXt3D', depth=101, cardinality=32),
-        cls_head=dict(
-            type='I3DHead', num_classes=400, in_channels=teacher_dim)),
+        type='FrozenTeacher',
+        model=dict(
+            type='Recognizer3D',
+            backbone=dict(type='ResNeXt3D', depth=101, cardinality=32),
+            cls_head=dict(
+                type='I3DHead', num_classes=400, in_channels=teacher_dim)),
+        checkpoint=None),  # each dataset's config sets it
     hallu_head=dict(
         type='HallucinationHead',
         in_channels=student_dim,

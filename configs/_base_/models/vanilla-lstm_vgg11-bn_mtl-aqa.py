@@ -6,7 +6,6 @@ _base_ = ['./hallucinet-lstm_vgg11-bn_resnext101_mtl-aqa.py']
 
 model = dict(
     teacher=None,
-    teacher_ckpt=None,
     hallu_head=None,
     data_preprocessor=dict(
         _delete_=True,

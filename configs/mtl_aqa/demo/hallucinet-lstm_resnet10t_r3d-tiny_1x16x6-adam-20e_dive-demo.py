@@ -13,4 +13,8 @@ default_hooks = dict(
     logger=dict(interval=5),
     checkpoint=dict(save_best='aqa/spearman', rule='greater'))
 teacher_ckpt = 'work_dirs/dive_demo/teacher/teacher.pth'
-model = dict(teacher={{_base_.teacher_model}}, teacher_ckpt=teacher_ckpt)
+model = dict(
+    teacher=dict(
+        type='FrozenTeacher',
+        model={{_base_.teacher_model}},
+        checkpoint=teacher_ckpt))

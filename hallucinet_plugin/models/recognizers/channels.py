@@ -50,17 +50,22 @@ def check_channels(model) -> None:
         expected = head.out_channels
     else:
         expected = head.in_channels
-    hallu_cls = model.hallu_cls_head
-    if hallu_cls is not None and hasattr(hallu_cls, 'in_channels') \
-            and hallu_cls.in_channels != head.out_channels:
-        raise ValueError(
-            f'hallu_cls_head.in_channels={hallu_cls.in_channels} but the '
-            f'hallucinated stream has {head.out_channels} features')
     if expected is not None and model.cls_head.in_channels != expected:
         raise ValueError(
             f'cls_head.in_channels={model.cls_head.in_channels} but '
             f"fusion='{model.fusion}' gives the classifier {expected} "
             'features per segment')
+
+
+def check_stream_channels(model) -> None:
+    """Raise when the second classifier of a :class:`LateFusionHalluciNet`
+    does not read the hallucinated stream's width."""
+    head, hallu_cls = model.hallu_head, model.hallu_cls_head
+    if hasattr(hallu_cls, 'in_channels') \
+            and hallu_cls.in_channels != head.out_channels:
+        raise ValueError(
+            f'hallu_cls_head.in_channels={hallu_cls.in_channels} but the '
+            f'hallucinated stream has {head.out_channels} features')
 
 
 def check_teacher_view(model) -> None:

@@ -167,11 +167,11 @@ def _edit_model(model: Dict, section: Dict, teacher: Dict, norm: Dict,
             "teacher's checkpoint (random_teacher=True only for smoke "
             'tests)')
     model['type'] = 'HalluciNet'
-    model['teacher'] = teacher
-    model['teacher_ckpt'] = ckpt
-    for key in ('teacher_layer', 'teacher_pool'):
-        if section.get(key) is not None:
-            model[key] = section[key]
+    model['teacher'] = dict(type='FrozenTeacher', model=teacher,
+                            checkpoint=ckpt)
+    for key in ('layer', 'pool'):
+        if section.get('teacher_' + key) is not None:
+            model['teacher'][key] = section['teacher_' + key]
     model['fusion'] = fusion
     model['hallu_head'] = dict(
         type='HallucinationHead',

@@ -1,13 +1,12 @@
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
+import torch.nn as nn
 from mmaction.models import Recognizer2D
 from mmaction.registry import MODELS
 from mmaction.utils import SampleList
-from mmengine.logging import print_log
 
 from ...utils import set_pred_label, set_pred_score
-from ...utils.checkpoint import load_checkpoint_into
 from ...utils.typing_utils import ConfigType, OptConfigType
 from ..teachers import FrozenTeacher
 from ..teachers.frozen_teacher import drop_teacher_state, fill_teacher_state
@@ -20,9 +19,53 @@ from .labelled_rows import (
     unlabelled_hallu_loss,
 )
 
-FUSIONS = ('concat', 'direct', 'none', 'late')
+FUSIONS = ('concat', 'direct', 'none')
 _SECTION_ARGS = ('backbone', 'cls_head', 'data_preprocessor', 'teacher',
-                 'teacher_ckpt', 'hallu_head', 'fusion')
+                 'hallu_head', 'fusion')
+# What the 0.x spellings of HalluciNet's arguments are now.
+_TEACHER = ("teacher=dict(type='FrozenTeacher', model=<the teacher's model "
+            "config or file>, checkpoint=..., layer=..., pool=...)")
+LEGACY_ARGS = {
+    'teacher_ckpt': f'the checkpoint of {_TEACHER}',
+    'teacher_layer': f'the layer of {_TEACHER}',
+    'teacher_pool': f'the pool of {_TEACHER}',
+    'max_missing_teacher_keys': f'the max_missing_keys of {_TEACHER}',
+    'keep_teacher_in_ckpt': f'in_checkpoint=True in {_TEACHER}',
+    'hallu_cls_head': "type='LateFusionHalluciNet' (MoNet's two streams)",
+    'late_fusion_weights': "type='LateFusionHalluciNet'",
+    'appearance_ckpt': "type='LateFusionHalluciNet'",
+    'freeze_appearance': "type='LateFusionHalluciNet'",
+}
+
+
+def _refuse_legacy(kind: str, legacy: Dict) -> None:
+    """Raise naming the new spelling of each argument of the old one."""
+    if not legacy:
+        return
+    known = {k: LEGACY_ARGS[k] for k in legacy if k in LEGACY_ARGS}
+    if known:
+        raise TypeError(f'{kind}: model.' + '; model.'.join(
+            f'{k} is now {v}' for k, v in known.items()) +
+            ' (docs/user_guides/your_recipe.md)')
+    raise TypeError(f'{kind}.__init__() got unexpected keyword arguments '
+                    f'{sorted(legacy)}')
+
+
+def build_frozen_teacher(teacher: Union[ConfigType, nn.Module]) -> nn.Module:
+    """``model.teacher``: a :class:`FrozenTeacher` (or subclass) config,
+    built with ``MODELS.build``, or such a module."""
+    if isinstance(teacher, FrozenTeacher):
+        return teacher
+    kind = teacher.get('type') if isinstance(teacher, dict) else None
+    cls = MODELS.get(kind) if isinstance(kind, str) else kind
+    if not (isinstance(cls, type) and issubclass(cls, FrozenTeacher)):
+        what = f'type={kind!r}' if kind else repr(teacher)[:60]
+        raise TypeError(
+            f'model.teacher ({what}) is a frozen teacher: {_TEACHER}. The '
+            "teacher's own model config (or file) goes in its model; "
+            'model.teacher_ckpt, teacher_layer and teacher_pool are its '
+            'checkpoint, layer and pool')
+    return MODELS.build(teacher)
 
 
 @MODELS.register_module()
@@ -37,8 +80,7 @@ class HalluciNet(Recognizer2D):
 
     The forward pass is split into steps that can be called on their own,
     as timm's: :meth:`forward_features` (:meth:`extract_student_feat` ->
-    :meth:`hallucinate` -> :meth:`fuse`) -> :meth:`forward_head`
-    (``cls_head``, or both streams' classifiers for ``fusion='late'``).
+    :meth:`hallucinate` -> :meth:`fuse`) -> :meth:`forward_head`.
     Training adds :meth:`teacher_target` (the :class:`FrozenTeacher` or the
     feature bank). Every consumer of predictions calls one method,
     :meth:`predict_scores`: :meth:`predict` (``tools/test.py``), the deploy
@@ -46,7 +88,7 @@ class HalluciNet(Recognizer2D):
     Without ``hallu_head`` and with one frame per segment, the model is
     mmaction2's :class:`Recognizer2D` (for timm students, features are
     timm's pooled pre-logits in both cases): baselines and HalluciNet share
-    one code path.
+    one code path. MoNet's two streams are :class:`LateFusionHalluciNet`.
 
     Args:
         backbone (dict): Any 2D backbone mmaction2 can build: ``timm.<name>``
@@ -57,191 +99,103 @@ class HalluciNet(Recognizer2D):
         cls_head (dict, optional): Any mmaction2 2D head. Its
             ``in_channels`` must equal what :attr:`fusion` produces.
         neck (dict, optional): Only without hallucination.
-        teacher (str | dict, optional): The frozen 3D teacher: an mmaction2
-            3D recognizer or bare 3D backbone config, or a config file path
-            whose ``model`` is used. Not needed when training from the
-            feature bank (``teacher_feats`` in the inputs).
-        teacher_ckpt (str, optional): The teacher's checkpoint.
+        teacher (dict | FrozenTeacher, optional): The frozen 3D teacher,
+            ``dict(type='FrozenTeacher', model=..., checkpoint=...,
+            layer=..., pool=...)`` (see :class:`FrozenTeacher`), built with
+            ``MODELS.build``, or such a module. Not needed when training
+            from the feature bank (``teacher_feats`` in the inputs).
         hallu_head (dict, optional): The hallucination head (e.g.
             ``HallucinationHead``, ``MoNetHead``) with its ``loss_hallu``.
         fusion (str): What the classifier sees. ``'concat'``: appearance
             features and hallucinated representation concatenated (the
             paper's fused model); ``'direct'``: only the hallucinated
             representation (HalluciNet-direct); ``'none'``: only appearance
-            features, hallucination as an auxiliary task; ``'late'``: two
-            streams (MoNet): ``cls_head`` classifies the appearance features,
-            ``hallu_cls_head`` the hallucinated ones, and their class
-            probabilities are averaged with ``late_fusion_weights``.
-        hallu_cls_head (dict, optional): The hallucinated stream's
-            classifier, for ``fusion='late'``. Its losses are logged with a
-            ``_hallu`` suffix (``loss_cls_hallu``).
-        late_fusion_weights (tuple[float]): Weights of the appearance and
-            the hallucinated stream's probabilities at inference.
-        appearance_ckpt (str, optional): A trained appearance model's
-            checkpoint (e.g. the appearance-only baseline, same backbone and
-            ``cls_head``) whose ``backbone.`` and ``cls_head.`` weights are
-            loaded when training starts (:meth:`init_weights`, also before
-            a resume replaces them); testing reads them from the model's
-            own checkpoint.
-        freeze_appearance (bool): Keep the appearance stream (backbone and
-            ``cls_head``) fixed: no gradients, BN and dropout in eval mode.
-            With ``appearance_ckpt`` this is MoNet's setting, where the
-            hallucination is learned on fixed, trained appearance features.
-            Only with ``fusion='late'``: in other fusions ``cls_head`` reads
-            the hallucinated features.
+            features, hallucination as an auxiliary task.
         frames_per_segment (int): Student frames per segment (``len`` of the
             sampler's ``student_offsets``; 2 for HalluciNet(2f)). Their
             features are concatenated in order before hallucinating.
-        teacher_layer (str, optional): Name of a teacher submodule (as in
-            ``named_modules()``, e.g. ``'backbone.layer3'``) whose output is
-            hallucinated; default: what the teacher backbone returns (its
-            last stage).
-        teacher_pool (str): ``'avg'`` or ``'max'`` reduction of the teacher
-            output to one vector per clip.
-        keep_teacher_in_ckpt (bool): Write the frozen teacher's weights into
-            the student's checkpoints. By default they are left out and come
-            from ``teacher_ckpt`` when the model is built.
-        max_missing_teacher_keys (int): Teacher checkpoint keys (outside the
-            teacher's classifier) allowed to be missing before loading
-            fails.
+        train_cfg, test_cfg, data_preprocessor: As in
+            :class:`Recognizer2D`; use :class:`HalluciNetDataPreprocessor`
+            for the two views.
         hallucination (dict, optional): The ``model.hallucination`` section
             of a stock recipe: the teacher, heads, widths and normalisation
             are derived from it and the recipe's arguments
             (:func:`~.hallucination_section.apply_section`); the train
             pipeline needs ``HallucinationHook`` or the plugin's tools.
-        train_cfg, test_cfg, data_preprocessor: As in
-            :class:`Recognizer2D`; use :class:`HalluciNetDataPreprocessor`
-            for the two views.
+
+    The 0.x arguments ``teacher_ckpt``, ``teacher_layer``, ``teacher_pool``,
+    ``max_missing_teacher_keys`` and ``keep_teacher_in_ckpt`` are the
+    teacher's own (``FrozenTeacher``); ``hallu_cls_head`` and the other
+    two-stream arguments belong to :class:`LateFusionHalluciNet`. Given
+    here, they raise naming the new spelling.
     """
 
     def __init__(self,
                  backbone: ConfigType,
                  cls_head: OptConfigType = None,
                  neck: OptConfigType = None,
-                 teacher: Optional[Union[str, ConfigType]] = None,
-                 teacher_ckpt: Optional[str] = None,
+                 teacher: Optional[Union[ConfigType, nn.Module]] = None,
                  hallu_head: OptConfigType = None,
                  fusion: str = 'concat',
-                 hallu_cls_head: OptConfigType = None,
-                 late_fusion_weights: Tuple[float, float] = (1.0, 1.0),
-                 appearance_ckpt: Optional[str] = None,
-                 freeze_appearance: bool = False,
                  frames_per_segment: int = 1,
-                 teacher_layer: Optional[str] = None,
-                 teacher_pool: str = 'avg',
-                 keep_teacher_in_ckpt: bool = False,
-                 max_missing_teacher_keys: int = 0,
                  train_cfg: OptConfigType = None,
                  test_cfg: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
-                 hallucination: Optional[dict] = None) -> None:
+                 hallucination: Optional[dict] = None,
+                 **legacy) -> None:
+        _refuse_legacy(type(self).__name__, legacy)
         if hallucination is not None:
             # A stock recipe's model and its section, built by a Runner that
             # got the raw config (HallucinationHook edits the pipeline).
             args = apply_section(
                 dict(backbone=backbone, cls_head=cls_head, neck=neck,
                      data_preprocessor=data_preprocessor), hallucination)
-            backbone, cls_head, data_preprocessor, teacher, teacher_ckpt, \
-                hallu_head, fusion = (args[k] for k in _SECTION_ARGS)
-            teacher_layer = args.get('teacher_layer', teacher_layer)
-            teacher_pool = args.get('teacher_pool', teacher_pool)
+            backbone, cls_head, data_preprocessor, teacher, hallu_head, \
+                fusion = (args[k] for k in _SECTION_ARGS)
             if hallucination.get('bank'):  # the targets come from the store
-                teacher = teacher_ckpt = None
+                teacher = None
         if fusion not in FUSIONS:
+            hint = (" (MoNet's two streams are type='LateFusionHalluciNet')"
+                    if fusion == 'late' else '')
             raise ValueError(f'fusion must be one of {FUSIONS}, got '
-                             f'{fusion!r}')
-        if hallu_head is None and fusion in ('direct', 'late'):
-            raise ValueError(f"fusion='{fusion}' needs a hallu_head")
-        if (fusion == 'late') != (hallu_cls_head is not None):
-            raise ValueError("hallu_cls_head goes with fusion='late', and "
-                             "fusion='late' needs a hallu_cls_head")
+                             f'{fusion!r}{hint}')
+        if hallu_head is None and fusion == 'direct':
+            raise ValueError("fusion='direct' needs a hallu_head")
         if hallu_head is not None and neck is not None:
             raise ValueError('HalluciNet does not support a neck together '
                              'with a hallu_head')
         if frames_per_segment < 1:
             raise ValueError('frames_per_segment must be >= 1')
-        if freeze_appearance and fusion != 'late':
-            raise ValueError(
-                "freeze_appearance needs fusion='late' (the appearance "
-                f"stream's own classifier); got fusion='{fusion}'")
-        if teacher_ckpt is not None and teacher is None:
-            raise ValueError('teacher_ckpt given without a teacher config')
         super().__init__(
             backbone=backbone,
-            cls_head=cls_head,
             neck=neck,
             train_cfg=train_cfg,
             test_cfg=test_cfg,
             data_preprocessor=data_preprocessor)
+        # Built where mmaction2 builds it (every seed draws the same random
+        # numbers), registered last (below): mmaction2's
+        # TSMOptimWrapperConstructor takes the last Linear module for the
+        # classifier (HalluciNetOptimWrapperConstructor names it).
+        classifier = MODELS.build(cls_head) if cls_head is not None else None
         self.fusion = fusion
         self.frames_per_segment = frames_per_segment
-        self.keep_teacher_in_ckpt = keep_teacher_in_ckpt
         self.hallu_head = None
         if hallu_head is not None:
             self.hallu_head = MODELS.build(hallu_head)
-        self.hallu_cls_head = None
-        if hallu_cls_head is not None:
-            self.hallu_cls_head = MODELS.build(hallu_cls_head)
-        self.late_fusion_weights = tuple(late_fusion_weights)
-        self.appearance_ckpt = appearance_ckpt
-        self.freeze_appearance = freeze_appearance
-        if freeze_appearance:
-            for param in self._appearance_params():
-                param.requires_grad = False
-
+        self.build_streams()
         self.teacher = None
         if teacher is not None:
-            self.teacher = FrozenTeacher(teacher, teacher_ckpt,
-                                         teacher_layer, teacher_pool,
-                                         max_missing_teacher_keys)
-            self._register_state_dict_hook(drop_teacher_state)
+            self.teacher = build_frozen_teacher(teacher)
+            self.register_state_dict_post_hook(drop_teacher_state)
             self.register_load_state_dict_pre_hook(fill_teacher_state)
+        self.cls_head = classifier
         check_channels(self)
         check_teacher_view(self)
-        # mmaction2's TSMOptimWrapperConstructor (fc_lr5) takes the last
-        # Linear module for the classifier: keep the teacher first and the
-        # classifier last.
-        first = [k for k in ('teacher', ) if k in self._modules]
-        last = [k for k in ('cls_head', ) if k in self._modules]
-        middle = [k for k in self._modules if k not in first + last]
-        order = first + middle + last
-        self.__dict__['_modules'] = {k: self._modules[k] for k in order}
 
-    # ----------------------------------------------------------- building
-    def _appearance_params(self):
-        for module in (self.backbone, self.cls_head):
-            yield from module.parameters()
-
-    def load_appearance(self, filename: str) -> None:
-        """Load the appearance stream (``backbone.``, ``cls_head.``) from
-        a trained appearance model's checkpoint (``appearance_ckpt``)."""
-        load_checkpoint_into(
-            self,
-            filename,
-            prefixes=('backbone.', 'cls_head.'),
-            key_name='appearance_ckpt',
-            what="the appearance model's checkpoint",
-            allow_unexpected=True)
-        print_log(
-            'loaded the appearance stream (backbone, cls_head) from '
-            f'{filename}',
-            logger='current')
-
-    def init_weights(self) -> None:
-        """Initialise, then load ``appearance_ckpt`` if given (training
-        only: the Runner calls this before ``load_from``/resume)."""
-        super().init_weights()
-        if self.appearance_ckpt is not None:
-            self.load_appearance(self.appearance_ckpt)
-
-    def train(self, mode: bool = True) -> 'HalluciNet':
-        """Set train mode, keeping the teacher (and its BN) in eval mode,
-        and the appearance stream too when ``freeze_appearance``."""
-        super().train(mode)
-        if self.freeze_appearance:
-            self.backbone.eval()
-            self.cls_head.eval()
-        return self
+    def build_streams(self) -> None:
+        """Build what a subclass adds between the hallucination head and
+        the teacher (:class:`LateFusionHalluciNet`: the second
+        classifier)."""
 
     # ------------------------------------------------------------ forward
     def extract_student_feat(self,
@@ -338,12 +292,8 @@ class HalluciNet(Recognizer2D):
             hallu (Tensor, optional): Their hallucination ``(N * S, D)``.
 
         Returns:
-            Tensor | tuple: ``(N * S, C', 1, 1)``, the layout 2D heads
-            pool; with ``fusion='late'`` the two streams, appearance
-            ``(N * S, F * C, 1, 1)`` and hallucinated ``(N * S, D, 1, 1)``.
+            Tensor: ``(N * S, C', 1, 1)``, the layout 2D heads pool.
         """
-        if self.fusion == 'late':
-            return feats[..., None, None], hallu[..., None, None]
         x = feats
         if hallu is not None and self.fusion == 'direct':
             x = hallu
@@ -390,11 +340,15 @@ class HalluciNet(Recognizer2D):
                      **kwargs) -> torch.Tensor:
         """Class scores of the classifier's input (:meth:`forward_features`)
         per view that the head's consensus keeps apart: ``cls_head``'s
-        ``(N * V', num_classes)`` scores; with ``fusion='late'`` both
-        streams' weighted probabilities (:meth:`late_fuse`)."""
-        if self.fusion == 'late':
-            return self.late_fuse(*x, **kwargs)
+        ``(N * V', num_classes)`` scores."""
         return self.cls_head(x, **kwargs)
+
+    def average_views(self, scores: torch.Tensor,
+                      num_views: int) -> torch.Tensor:
+        """:meth:`forward_head`'s ``(N * V', num_classes)`` scores averaged
+        over the views as :meth:`predict` reports them:
+        ``cls_head.average_clip``."""
+        return self.cls_head.average_clip(scores, num_segs=num_views)
 
     def extract_feat(self,
                      inputs: Union[torch.Tensor, Dict],
@@ -482,9 +436,8 @@ class HalluciNet(Recognizer2D):
             Tensor | tuple: Scores ``(N, num_classes)`` as :meth:`predict`
             reports them: ``cls_head.average_clip`` over the views
             (probabilities with ``average_clips='prob'``; mmaction2's
-            ``(N, V, num_classes)`` with ``average_clips=None``); with
-            ``fusion='late'`` the views' mean of both streams' weighted
-            probabilities. With ``return_hallu`` also the hallucination
+            ``(N, V, num_classes)`` with ``average_clips=None``), see
+            :meth:`average_views`. With ``return_hallu`` also the hallucination
             ``(N, V * S, D)``.
         """
         if not self.predicts_class_scores:
@@ -501,13 +454,8 @@ class HalluciNet(Recognizer2D):
         scores = self.forward_head(x, **kwargs)
         # Rows per sample: 1 when the head's consensus averaged all
         # segments (TSN), the crops when it keeps them apart (TSM, TRN).
-        num_views = scores.shape[0] // imgs.shape[0]
-        if self.fusion == 'late':
-            # [N * V, num_classes] -> [N, num_classes], already
-            # probabilities.
-            scores = scores.reshape(-1, num_views, scores.shape[-1]).mean(1)
-        else:
-            scores = self.cls_head.average_clip(scores, num_segs=num_views)
+        scores = self.average_views(scores,
+                                    scores.shape[0] // imgs.shape[0])
         if not return_hallu:
             return scores
         # [N * V * S, D] -> [N, V * S, D]
@@ -533,49 +481,28 @@ class HalluciNet(Recognizer2D):
             set_pred_label(sample, score.argmax(dim=-1, keepdim=True))
         return data_samples
 
-    # --------------------------------------------------- two-stream (late)
-    def late_fuse(self, appearance: torch.Tensor, hallu: torch.Tensor,
-                  **kwargs) -> torch.Tensor:
-        """Weighted sum of both streams' class probabilities.
-
-        Args:
-            appearance (Tensor): ``(N * V * S, C, 1, 1)`` features.
-            hallu (Tensor): ``(N * V * S, D, 1, 1)`` hallucinated features.
-
-        Returns:
-            Tensor: ``(N * V', num_classes)`` probabilities, one row per view
-            that the heads' segmental consensus keeps apart.
-        """
-        weights = self.late_fusion_weights
-        scores = [
-            head(x, **kwargs).softmax(dim=-1)
-            for head, x in ((self.cls_head, appearance),
-                            (self.hallu_cls_head, hallu))
-        ]
-        return (weights[0] * scores[0] + weights[1] * scores[1]) / sum(weights)
-
     # ---------------------------------------------- labelled / unlabelled
     labelled_samples = staticmethod(labelled_samples)
 
-    def loss(self, inputs, data_samples: SampleList, **kwargs) -> Dict:
-        """Losses: the hallucination loss on every sample, the
-        classification loss (and accuracy) on the labelled ones only.
+    hallu_loss_first = False
 
-        With ``fusion='late'`` the hallucinated stream's classifier adds
-        its own terms with a ``_hallu`` suffix (``loss_cls_hallu``).
-        """
+    def classifier_streams(self, x) -> List[Tuple]:
+        """``(log suffix, classifier, its input)`` per classified stream, in
+        the order their losses are summed: ``cls_head`` on the fused
+        features."""
+        return [('', self.cls_head, x)]
+
+    def loss(self, inputs, data_samples: SampleList, **kwargs) -> Dict:
+        """Losses: the classification loss (and accuracy) of each
+        classifier (:meth:`classifier_streams`) on the labelled samples
+        only, then the hallucination loss on every sample."""
         x, kwargs = self.extract_feat(inputs, data_samples=data_samples)
         loss_aux = kwargs.pop('loss_aux', None) or {}
         labelled = labelled_samples(data_samples)
         # The order of the terms is the order of their sum (mmaction2's:
-        # classifier first; two streams: hallucination first).
-        streams = [('', self.cls_head, x)]
-        losses = {}
-        if self.fusion == 'late':
-            streams = [('', self.cls_head, x[0]),
-                       ('_hallu', self.hallu_cls_head, x[1])]
-            losses.update(loss_aux)
-        for suffix, head, feats in streams:
+        # classifier first).
+        losses = dict(loss_aux) if self.hallu_loss_first else {}
+        for suffix, head, feats in self.classifier_streams(x):
             head_losses = labelled_head_loss(head, feats, data_samples,
                                             labelled, **kwargs)
             losses.update({k + suffix: v for k, v in head_losses.items()})

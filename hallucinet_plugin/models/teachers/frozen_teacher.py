@@ -71,6 +71,20 @@ class FrozenTeacher(BaseModule):
         pool (str): ``'avg'`` or ``'max'`` reduction to one vector per clip.
         max_missing_keys (int): Checkpoint keys (outside the teacher's
             classifier) allowed to be missing before loading fails.
+        in_checkpoint (bool): Write the teacher's weights into the
+            checkpoints of the model that holds it. By default they are
+            left out and come from ``checkpoint`` when the model is built.
+
+    Example:
+        The teacher of a HalluciNet config (``model.teacher``), built with
+        ``MODELS.build``::
+
+            teacher=dict(
+                type='FrozenTeacher',
+                model='configs/_base_/models/r3d-tiny_teacher.py',
+                checkpoint='work_dirs/teacher/epoch_20.pth',
+                layer='backbone.layer3',  # optional
+                pool='avg')
     """
 
     def __init__(self,
@@ -78,7 +92,8 @@ class FrozenTeacher(BaseModule):
                  checkpoint: Optional[str] = None,
                  layer: Optional[str] = None,
                  pool: str = 'avg',
-                 max_missing_keys: int = 0) -> None:
+                 max_missing_keys: int = 0,
+                 in_checkpoint: bool = False) -> None:
         super().__init__()
         if pool not in ('avg', 'max'):
             raise ValueError(f"teacher pool must be 'avg' or 'max', got "
@@ -86,11 +101,12 @@ class FrozenTeacher(BaseModule):
         self.model = build_teacher(model)
         self.layer = layer
         self.pool = pool
+        self.in_checkpoint = in_checkpoint
         if checkpoint is not None:
             self.load(checkpoint, max_missing_keys)
         else:
             print_log(
-                'FrozenTeacher: no teacher checkpoint (teacher_ckpt is '
+                'FrozenTeacher: no teacher checkpoint (teacher.checkpoint is '
                 'None), so the hallucination targets are the features of '
                 'an untrained network: meaningless except in smoke tests',
                 logger='current',
@@ -103,14 +119,15 @@ class FrozenTeacher(BaseModule):
         """Load the teacher's weights and mark it initialised.
 
         Args:
-            filename (str): A checkpoint path or URL (``teacher_ckpt``).
+            filename (str): A checkpoint path or URL (the ``checkpoint``
+                of ``model.teacher``).
             max_missing (int): Missing keys allowed outside the teacher's
                 classifier.
         """
         load_checkpoint_into(
             self.model,
             filename,
-            key_name='teacher_ckpt',
+            key_name='teacher.checkpoint',
             what="the trained teacher's checkpoint",
             optional=_UNUSED_TEACHER_PREFIXES,
             max_missing=max_missing,
@@ -172,9 +189,10 @@ class FrozenTeacher(BaseModule):
 
 def drop_teacher_state(module: nn.Module, state_dict: Dict, prefix: str,
                        local_metadata: Dict) -> None:
-    """State-dict hook of a recognizer holding a ``teacher``: leave the
-    frozen teacher out of its checkpoints."""
-    if module.keep_teacher_in_ckpt:
+    """State-dict post-hook of a recognizer holding a ``teacher``: leave
+    the frozen teacher out of its checkpoints (unless the teacher's
+    ``in_checkpoint``)."""
+    if module.teacher.in_checkpoint:
         return
     for key in [k for k in state_dict if k.startswith(prefix + 'teacher.')]:
         del state_dict[key]
@@ -183,7 +201,8 @@ def drop_teacher_state(module: nn.Module, state_dict: Dict, prefix: str,
 def fill_teacher_state(module: nn.Module, state_dict: Dict, prefix: str,
                        *args) -> None:
     """Load pre-hook: a checkpoint without the teacher keeps the teacher
-    loaded from ``teacher_ckpt`` instead of reporting its keys missing."""
+    loaded from its own ``checkpoint`` instead of reporting its keys
+    missing."""
     teacher_prefix = prefix + 'teacher.'
     if any(k.startswith(teacher_prefix) for k in state_dict):
         return

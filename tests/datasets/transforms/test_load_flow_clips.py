@@ -236,10 +236,10 @@ def test_monet_with_flow_teacher_train_step(flow_data, tmp_path):
     torch.save(dict(state_dict=teacher.state_dict()), ckpt)
     model = MODELS.build(
         dict(
-            type='HalluciNet',
+            type='LateFusionHalluciNet',
             backbone=dict(type='timm.resnet10t', pretrained=False),
-            teacher=flow_tsn(),
-            teacher_ckpt=ckpt,
+            teacher=dict(
+                type='FrozenTeacher', model=flow_tsn(), checkpoint=ckpt),
             hallu_head=dict(
                 type='MoNetHead',
                 in_channels=512,
@@ -252,7 +252,6 @@ def test_monet_with_flow_teacher_train_step(flow_data, tmp_path):
                         type='TSNHead', num_classes=2, in_channels=512),
                     classifier_ckpt=ckpt,
                     classifier_prefix='cls_head.')),
-            fusion='late',
             cls_head=dict(
                 type='TSNHead', num_classes=2, in_channels=512,
                 average_clips='prob'),

@@ -1,162 +1,24 @@
 """HalluciNet with real timm students and real mmaction2 3D teachers."""
-import copy
 
 import pytest
 import torch
 from mmaction.registry import MODELS
-from mmaction.structures import ActionDataSample
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 
 import hallucinet_plugin  # noqa: F401
-from hallucinet_plugin.utils import get_pred_score, set_gt_label
-from tests.conftest import TINY_TEACHER_DIM, tiny_teacher
+from hallucinet_plugin.utils import get_pred_score
+from tests.models.recognizers.recognizer_utils import (
+    NUM_CLASSES,
+    STUDENTS,
+    TEACHERS,
+    build,
+    hallucinet_cfg,
+    make_batch,
+    monet_late_cfg,
+)
 
 init_default_scope('mmaction')
-
-NUM_CLASSES = 4
-
-# name -> (teacher config, clip length, clip size, teacher dim)
-TEACHERS = {
-    'resnet3d': (tiny_teacher()['backbone'], 8, 32, TINY_TEACHER_DIM),
-    'x3d': (dict(
-        type='X3D', gamma_w=0.5, gamma_b=1.0, gamma_d=0.5,
-        pretrained=None), 8, 32, 128),
-    'c3d': (dict(type='C3D', pretrained=None, out_dim=2048), 16, 32, 4096),
-    'slowfast': (dict(
-        type='ResNet3dSlowFast',
-        resample_rate=4,
-        speed_ratio=2,
-        channel_ratio=4,
-        pretrained=None,
-        slow_pathway=dict(
-            type='resnet3d',
-            depth=18,
-            pretrained=None,
-            lateral=True,
-            base_channels=8,
-            conv1_kernel=(1, 7, 7),
-            conv1_stride_t=1,
-            pool1_stride_t=1,
-            inflate=(0, 0, 1, 1)),
-        fast_pathway=dict(
-            type='resnet3d',
-            depth=18,
-            pretrained=None,
-            lateral=False,
-            base_channels=2,
-            conv1_kernel=(5, 7, 7),
-            conv1_stride_t=1,
-            pool1_stride_t=1)), 8, 32, 64 + 16),
-    'timesformer': (dict(
-        type='TimeSformer',
-        num_frames=8,
-        img_size=32,
-        patch_size=8,
-        pretrained=None,
-        embed_dims=32,
-        num_heads=2,
-        num_transformer_layers=2), 8, 32, 32),
-    'resnext3d': (dict(
-        type='ResNeXt3D',
-        depth=50,
-        cardinality=4,
-        base_planes=32,
-        stem_channels=16), 8, 32, 512),
-}
-
-# name -> (backbone config, student dim)
-STUDENTS = {
-    'vgg': (dict(type='timm.vgg11_bn', pretrained=False), 4096),
-    'resnet': (dict(type='timm.resnet10t', pretrained=False), 512),
-    'mobilenet': (dict(type='timm.mobilenetv3_small_050',
-                       pretrained=False), 1024),
-    'convnext': (dict(type='timm.convnext_atto', pretrained=False), 320),
-    'vit': (dict(
-        type='timm.vit_tiny_patch16_224', pretrained=False,
-        img_size=32), 192),
-    'swin': (dict(
-        type='timm.swin_tiny_patch4_window7_224',
-        pretrained=False,
-        img_size=32,
-        window_size=2,
-        depths=(1, 1, 1, 1)), 768),
-    'mmaction-resnet-tsm': (dict(
-        type='ResNetTSM',
-        depth=18,
-        pretrained=None,
-        pretrained2d=False,
-        num_segments=2), 512),
-    'torchvision-resnet18': (dict(type='torchvision.resnet18'), 512),
-}
-
-
-def hallucinet_cfg(student='resnet',
-                   teacher='resnet3d',
-                   fusion='concat',
-                   frames=1,
-                   recognizer_teacher=True,
-                   **kwargs):
-    backbone, s_dim = STUDENTS[student]
-    t_cfg, _, _, t_dim = TEACHERS[teacher]
-    t_cfg = copy.deepcopy(t_cfg)
-    if recognizer_teacher:
-        t_cfg = dict(
-            type='Recognizer3D',
-            backbone=t_cfg,
-            cls_head=dict(
-                type='I3DHead', num_classes=NUM_CLASSES, in_channels=t_dim))
-    in_channels = dict(
-        concat=frames * s_dim + t_dim, direct=t_dim,
-        none=frames * s_dim)[fusion]
-    cfg = dict(
-        type='HalluciNet',
-        backbone=copy.deepcopy(backbone),
-        teacher=t_cfg,
-        hallu_head=dict(
-            type='HallucinationHead',
-            in_channels=frames * s_dim,
-            out_channels=t_dim,
-            loss_hallu=dict(type='HallucinationLoss', loss_weight=10.0)),
-        fusion=fusion,
-        frames_per_segment=frames,
-        cls_head=dict(
-            type='TSNHead',
-            num_classes=NUM_CLASSES,
-            in_channels=in_channels,
-            average_clips='prob'),
-        data_preprocessor=dict(
-            type='HalluciNetDataPreprocessor',
-            mean=[127.5] * 3,
-            std=[64.] * 3,
-            teacher=dict(mean=[114.8, 107.7, 99.5], std=[1., 1., 1.])))
-    cfg.update(kwargs)
-    return cfg
-
-
-def make_batch(teacher='resnet3d', num_segs=2, frames=1, size=32, n=2,
-               seed=0):
-    g = torch.Generator().manual_seed(seed)
-    _, clip_len, clip_size, _ = TEACHERS[teacher]
-    imgs = [
-        torch.randint(0, 256, (num_segs * frames, 3, size, size),
-                      generator=g).to(torch.uint8) for _ in range(n)
-    ]
-    clips = [
-        torch.randint(0, 256, (num_segs, 3, clip_len, clip_size, clip_size),
-                      generator=g).to(torch.uint8) for _ in range(n)
-    ]
-    samples = [set_gt_label(ActionDataSample(), i % NUM_CLASSES)
-               for i in range(n)]
-    return dict(
-        inputs=dict(imgs=imgs, teacher_imgs=clips), data_samples=samples)
-
-
-def build(cfg):
-    model = MODELS.build(cfg)
-    model.init_weights()
-    return model
-
 
 def teacher_state(model):
     return {k: v.clone() for k, v in model.teacher.state_dict().items()}
@@ -227,7 +89,7 @@ def test_teacher_target_shapes_and_reduction():
 
 
 def test_teacher_layer_hook():
-    cfg = hallucinet_cfg(teacher_layer='backbone.layer3')
+    cfg = hallucinet_cfg(teacher_args=dict(layer='backbone.layer3'))
     cfg['hallu_head']['out_channels'] = 32
     cfg['cls_head']['in_channels'] = 512 + 32
     model = build(cfg)
@@ -341,7 +203,7 @@ def test_checkpoint_leaves_teacher_out(tmp_path):
     other.load_state_dict(state, strict=True)
     for key, value in other.teacher.state_dict().items():
         assert torch.equal(value, teacher[key])
-    kept = build(hallucinet_cfg(keep_teacher_in_ckpt=True))
+    kept = build(hallucinet_cfg(teacher_args=dict(in_checkpoint=True)))
     assert any(k.startswith('teacher.') for k in kept.state_dict())
 
 
@@ -351,7 +213,7 @@ def test_teacher_ckpt_loaded_and_never_reinitialised(tmp_path):
     ckpt = tmp_path / 'teacher.pth'
     torch.save(dict(state_dict=source.teacher.model.state_dict()), ckpt)
     torch.manual_seed(2)
-    model = build(hallucinet_cfg(teacher_ckpt=str(ckpt)))
+    model = build(hallucinet_cfg(teacher_args=dict(checkpoint=str(ckpt))))
     model.init_weights()
     for key, value in source.teacher.model.state_dict().items():
         assert torch.equal(value, model.teacher.model.state_dict()[key]), key
@@ -359,21 +221,22 @@ def test_teacher_ckpt_loaded_and_never_reinitialised(tmp_path):
 
 
 def test_teacher_ckpt_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match='teacher_ckpt'):
-        MODELS.build(hallucinet_cfg(teacher_ckpt=str(tmp_path / 'no.pth')))
+    with pytest.raises(FileNotFoundError, match='teacher.checkpoint'):
+        MODELS.build(hallucinet_cfg(
+            teacher_args=dict(checkpoint=str(tmp_path / 'no.pth'))))
     other = build(hallucinet_cfg(teacher='timesformer'))
     ckpt = tmp_path / 'timesformer.pth'
     torch.save(dict(state_dict=other.teacher.model.state_dict()), ckpt)
     with pytest.raises(KeyError, match='missing keys'):
-        MODELS.build(hallucinet_cfg(teacher_ckpt=str(ckpt)))
+        MODELS.build(hallucinet_cfg(teacher_args=dict(checkpoint=str(ckpt))))
     wider = hallucinet_cfg()
-    wider['teacher']['backbone']['base_channels'] = 16
+    wider['teacher']['model']['backbone']['base_channels'] = 16
     wider['hallu_head']['out_channels'] = 128
     wider['cls_head']['in_channels'] = 512 + 128
     ckpt = tmp_path / 'wider.pth'
     torch.save(dict(state_dict=build(wider).teacher.model.state_dict()), ckpt)
     with pytest.raises(ValueError, match='other shapes'):
-        MODELS.build(hallucinet_cfg(teacher_ckpt=str(ckpt)))
+        MODELS.build(hallucinet_cfg(teacher_args=dict(checkpoint=str(ckpt))))
 
 
 def test_training_without_teacher_inputs_is_clear():
@@ -385,143 +248,6 @@ def test_training_without_teacher_inputs_is_clear():
         model(**data, mode='loss')
 
 
-def monet_late_cfg(weights=(1.0, 1.0)):
-    cfg = hallucinet_cfg(fusion='none')
-    cfg.update(
-        fusion='late',
-        hallu_head=dict(
-            type='MoNetHead', in_channels=512, out_channels=64,
-            num_layers=3),
-        hallu_cls_head=dict(
-            type='TSNHead', num_classes=NUM_CLASSES, in_channels=64),
-        late_fusion_weights=weights)
-    return cfg
-
-
-def test_monet_two_stream_late_fusion():
-    """MoNet: sequence hallucination over segments, two classifiers."""
-    torch.manual_seed(0)
-    model = build(monet_late_cfg(weights=(1.0, 3.0)))
-    batch = make_batch(num_segs=4)
-    model.train()
-    data = model.data_preprocessor(batch, True)
-    losses = model(**data, mode='loss')
-    assert {'loss_cls', 'loss_cls_hallu', 'loss_hallu'} <= set(losses)
-    total, _ = model.parse_losses(losses)
-    total.backward()
-    for name in ('hallu_head', 'hallu_cls_head', 'cls_head', 'backbone'):
-        grads = [p.grad for n, p in model.named_parameters()
-                 if n.startswith(name)]
-        assert grads and all(g is not None for g in grads), name
-    model.eval()
-    imgs = torch.randn(2, 4, 3, 32, 32)
-    with torch.no_grad():
-        samples = model.predict(imgs, make_batch()['data_samples'])
-        (app, hallu), kwargs = model.extract_feat(imgs, test_mode=True)
-        p_app = model.cls_head(app, **kwargs).softmax(-1)
-        p_hallu = model.hallu_cls_head(hallu, **kwargs).softmax(-1)
-    expected = (p_app + 3 * p_hallu) / 4
-    torch.testing.assert_close(
-        torch.stack([get_pred_score(s) for s in samples]), expected)
-
-
-def test_late_fusion_needs_its_head():
-    cfg = monet_late_cfg()
-    cfg.pop('hallu_cls_head')
-    with pytest.raises(ValueError, match='hallu_cls_head'):
-        MODELS.build(cfg)
-    cfg = monet_late_cfg()
-    cfg['hallu_cls_head']['in_channels'] = 10
-    with pytest.raises(ValueError, match='in_channels=10'):
-        MODELS.build(cfg)
-
-
-def appearance_model(seed):
-    """An appearance-only model (the MoNet config without hallucination)
-    whose weights and BN statistics differ from any fresh build."""
-    torch.manual_seed(seed)
-    cfg = hallucinet_cfg(fusion='none')
-    cfg.pop('hallu_head')
-    cfg.pop('teacher')
-    model = build(cfg)
-    with torch.no_grad():
-        for value in model.state_dict().values():
-            if value.is_floating_point():
-                value.mul_(torch.empty_like(value).uniform_(0.8, 1.2))
-    return model
-
-
-def test_appearance_ckpt_loaded_at_init_and_frozen(tmp_path):
-    """MoNet's setting: the hallucination learns on a trained appearance
-    stream that training never changes (weights, BN statistics)."""
-    source = appearance_model(seed=3)
-    ckpt = tmp_path / 'appearance.pth'
-    torch.save(dict(state_dict=source.state_dict()), ckpt)
-    model = build(
-        monet_late_cfg() | dict(
-            appearance_ckpt=str(ckpt), freeze_appearance=True))
-    own = {
-        k: v.clone()
-        for k, v in model.state_dict().items()
-        if k.startswith(('backbone.', 'cls_head.'))
-    }
-    assert own
-    for key, value in own.items():
-        assert torch.equal(value, source.state_dict()[key]), key
-    hallu_before = [p.clone() for p in model.hallu_head.parameters()]
-    model.train()
-    assert not model.backbone.training and not model.cls_head.training
-    assert model.hallu_head.training and model.hallu_cls_head.training
-    wrapper = OptimWrapper(torch.optim.Adam(model.parameters(), lr=1e-2))
-    for _ in range(2):
-        data = model.data_preprocessor(make_batch(num_segs=4), True)
-        losses = model(**data, mode='loss')
-        total, _ = model.parse_losses(losses)
-        wrapper.update_params(total)
-    for key, value in model.state_dict().items():
-        if key in own:
-            assert torch.equal(value, own[key]), f'{key} changed'
-    for (name, p), before in zip(model.hallu_head.named_parameters(),
-                                 hallu_before):
-        assert not torch.equal(p, before), f'hallu_head.{name} did not train'
-    # Without freezing, the same start trains the appearance stream too.
-    free = build(monet_late_cfg() | dict(appearance_ckpt=str(ckpt)))
-    free.train()
-    assert free.backbone.training
-    data = free.data_preprocessor(make_batch(num_segs=4), True)
-    total, _ = free.parse_losses(free(**data, mode='loss'))
-    total.backward()
-    assert all(p.grad is not None for p in free.backbone.parameters())
-
-
-def test_appearance_ckpt_errors(tmp_path):
-    missing = tmp_path / 'no.pth'
-    model = MODELS.build(monet_late_cfg() | dict(appearance_ckpt=str(missing)))
-    with pytest.raises(FileNotFoundError, match='appearance_ckpt not found'):
-        model.init_weights()
-    # A bare backbone leaves the appearance classifier random: refused.
-    backbone_only = tmp_path / 'backbone.pth'
-    state = appearance_model(seed=0).state_dict()
-    torch.save(
-        dict(state_dict={
-            k: v
-            for k, v in state.items() if k.startswith('backbone.')
-        }), backbone_only)
-    model = MODELS.build(
-        monet_late_cfg() | dict(appearance_ckpt=str(backbone_only)))
-    with pytest.raises(KeyError, match='lacks 2 of the 2 cls_head'):
-        model.init_weights()
-    # Another number of classes: a clear shape error.
-    other = tmp_path / 'other.pth'
-    state['cls_head.fc_cls.weight'] = torch.zeros(3, 512)
-    torch.save(dict(state_dict=state), other)
-    model = MODELS.build(monet_late_cfg() | dict(appearance_ckpt=str(other)))
-    with pytest.raises(ValueError, match='cls_head.fc_cls.weight'):
-        model.init_weights()
-    with pytest.raises(ValueError, match="freeze_appearance needs fusion"):
-        MODELS.build(hallucinet_cfg(freeze_appearance=True))
-
-
 def test_classifier_is_the_last_linear_module():
     """mmaction2's TSM optimizer constructor (fc_lr5) boosts the last
     Linear module: it must be the classifier, not the frozen teacher's."""
@@ -531,7 +257,24 @@ def test_classifier_is_the_last_linear_module():
         if isinstance(m, torch.nn.Linear)
     ]
     assert linears[-1] == 'cls_head.fc_cls'
-    assert list(model._modules)[0] == 'teacher'
+
+
+def test_old_spellings_name_the_new_ones():
+    """0.x configs (teacher_ckpt next to a bare teacher model, fusion='late')
+    fail naming what to write instead."""
+    old = hallucinet_cfg()
+    old['teacher'] = old['teacher']['model']
+    with pytest.raises(TypeError, match="type='FrozenTeacher'.*checkpoint"):
+        MODELS.build(old)
+    for key, new in (('teacher_ckpt', 'checkpoint of teacher'),
+                     ('keep_teacher_in_ckpt', 'in_checkpoint=True'),
+                     ('hallu_cls_head', 'LateFusionHalluciNet')):
+        with pytest.raises(TypeError, match=f'model.{key} is now .*{new}'):
+            MODELS.build(hallucinet_cfg(**{key: None}))
+    with pytest.raises(TypeError, match='unexpected keyword.*nope'):
+        MODELS.build(hallucinet_cfg(nope=1))
+    with pytest.raises(ValueError, match='LateFusionHalluciNet'):
+        MODELS.build(hallucinet_cfg(fusion='none') | dict(fusion='late'))
 
 
 # --------------------------------------------------- unlabelled samples
@@ -686,7 +429,7 @@ def test_unnormalised_teacher_view_and_missing_checkpoint_warn():
     normalisation feeds the teacher raw pixels: a warning quotes the
     teacher config's own values. No teacher_ckpt: a warning too."""
     cfg = hallucinet_cfg()
-    cfg['teacher']['data_preprocessor'] = dict(
+    cfg['teacher']['model']['data_preprocessor'] = dict(
         type='ActionDataPreprocessor', mean=[1., 2., 3.], std=[4., 5., 6.])
     cfg['data_preprocessor'].pop('teacher')
     messages = _warnings_while(lambda: build(cfg))

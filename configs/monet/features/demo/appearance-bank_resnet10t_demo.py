@@ -14,10 +14,11 @@ student_ckpt = 'work_dirs/demo/vanilla/seed0/epoch_38.pth'
 
 model = dict(
     teacher=dict(
-        _delete_=True,
-        type='PerFrameBackbone',
-        backbone=dict(type='timm.resnet10t', pretrained=False)),
-    teacher_ckpt=student_ckpt,
+        model=dict(
+            _delete_=True,
+            type='PerFrameBackbone',
+            backbone=dict(type='timm.resnet10t', pretrained=False)),
+        checkpoint=student_ckpt),
     data_preprocessor=dict(
         teacher=dict(mean=[127.5, 127.5, 127.5], std=[64., 64., 64.])))
 train_pipeline = [

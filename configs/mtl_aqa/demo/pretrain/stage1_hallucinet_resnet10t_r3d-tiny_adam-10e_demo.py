@@ -16,8 +16,10 @@ _base_ = [
 default_hooks = dict(logger=dict(interval=5))
 teacher_ckpt = 'work_dirs/dive_demo/teacher/teacher.pth'
 model = dict(
-    teacher={{_base_.teacher_model}},
-    teacher_ckpt=teacher_ckpt,
+    teacher=dict(
+        type='FrozenTeacher',
+        model={{_base_.teacher_model}},
+        checkpoint=teacher_ckpt),
     cls_head=dict(
         _delete_=True,
         type='TSNHead',

@@ -6,7 +6,6 @@ _base_ = ['./stage1_hallucinet_resnet10t_r3d-tiny_adam-10e_demo.py']
 student_size = {{_base_.student_size}}
 model = dict(
     teacher=None,
-    teacher_ckpt=None,
     hallu_head=None,
     data_preprocessor=dict(
         _delete_=True,
