@@ -14,6 +14,8 @@ Examples::
     python tools/benchmark.py --training VANILLA_CONFIG HALLUCINET_CONFIG \
         --teacher-bank work_dirs/demo/teacher_bank.lmdb \
         --teacher-ckpt work_dirs/demo/teacher/teacher.pth
+    # the feature bank at Kinetics scale: synthetic stores against np.memmap
+    python tools/benchmark.py --preset bank-scale --out work_dirs/bank_scale
     # the same for configs whose data is not here (the paper's VGG11-bn and
     # 3D-ResNeXt-101): 24 generated 240x240 videos, random teacher weights
     python tools/benchmark.py --training \
@@ -62,9 +64,40 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('configs', nargs='*', help='config files')
     parser.add_argument(
         '--preset',
-        choices=sorted(PRESETS),
+        choices=sorted(PRESETS) + ['bank-scale'],
         help='built-in set of configs: ' + '; '.join(
-            f'{k}: {v["description"]}' for k, v in PRESETS.items()))
+            f'{k}: {v["description"]}' for k, v in PRESETS.items()) +
+        '; bank-scale: the feature bank\'s reads, loader, open and writes '
+        'on synthetic stores against np.memmap (no configs; see --sizes)')
+    parser.add_argument(
+        '--sizes',
+        type=int,
+        nargs='+',
+        default=[10000, 50000, 200000],
+        help='bank-scale: videos per store at the smallest --windows')
+    parser.add_argument(
+        '--windows',
+        type=int,
+        nargs='+',
+        default=[4, 72],
+        help='bank-scale: windows per video (72: a 10-s Kinetics clip)')
+    parser.add_argument(
+        '--w72-size',
+        type=int,
+        default=10000,
+        help='bank-scale: videos per store at the other --windows')
+    parser.add_argument(
+        '--dim', type=int, default=2048, help='bank-scale: feature width')
+    parser.add_argument(
+        '--reads',
+        type=int,
+        default=12000,
+        help='bank-scale: random reads per method')
+    parser.add_argument(
+        '--loader-samples',
+        type=int,
+        default=12800,
+        help='bank-scale: samples per DataLoader pass')
     parser.add_argument(
         '--device',
         nargs='+',
@@ -176,6 +209,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                          '--teacher-bank')
     elif args.generated:
         parser.error('--generated goes with --training')
+    elif args.preset == 'bank-scale' and args.configs:
+        parser.error('--preset bank-scale takes no configs')
     elif bool(args.configs) == bool(args.preset):
         parser.error('give config files or --preset, not both or neither')
     return args
@@ -228,12 +263,39 @@ def main_training(args: argparse.Namespace) -> dict:
     return result
 
 
+def main_bank_scale(args: argparse.Namespace) -> list:
+    from analysis_tools.bank_scale import bank_scale, format_bank_scale
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmaction')
+    out = args.out or osp.join('work_dirs', 'benchmark', 'bank_scale')
+    os.makedirs(out, exist_ok=True)
+    rows = bank_scale(
+        osp.join(out, 'stores'),
+        sizes=args.sizes,
+        windows=args.windows,
+        w72_size=args.w72_size,
+        dim=args.dim,
+        reads=args.reads,
+        loader_samples=args.loader_samples,
+        log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    with open(osp.join(out, 'bank_scale.json'), 'w') as f:
+        json.dump(rows, f, indent=1)
+    report = format_bank_scale(rows)
+    with open(osp.join(out, 'bank_scale.md'), 'w') as f:
+        f.write(report + '\n')
+    print(report)
+    print(f'wrote {out}/bank_scale.json and bank_scale.md')
+    return rows
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.training:
         return main_training(args)
+    if args.preset == 'bank-scale':
+        return main_bank_scale(args)
     configs = args.configs
     student_size, teacher_shape = args.student_size, args.teacher_shape
     if args.preset:

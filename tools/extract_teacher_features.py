@@ -35,15 +35,15 @@ from hallucinet_plugin.engine.cli import (
     add_unlabelled_args,
     apply_unlabelled_args,
 )
+from hallucinet_plugin.feature_bank.bank_format import DTYPES
 from hallucinet_plugin.feature_bank.extraction import extract_teacher_features
-from hallucinet_plugin.feature_bank.store import DTYPES
 from hallucinet_plugin.utils import use_safe_checkpoint_loaders
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Extract the frozen teacher features of a HalluciNet '
-        'config over its videos (sliding clips) into an LMDB feature bank.')
+        'config over its videos (sliding clips) into a feature bank.')
     parser.add_argument('config', help='online-teacher HalluciNet config')
     parser.add_argument(
         '--out',
@@ -76,7 +76,19 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--launcher',
         choices=['none', 'pytorch'],
         default='none',
-        help='pytorch: one shard of the videos per torchrun rank')
+        help='pytorch: the store\'s shards shared among torchrun ranks')
+    parser.add_argument(
+        '--shards',
+        type=int,
+        default=None,
+        help='shards of a new store (default 8): one writer each, so at '
+        'least the number of ranks that extract into it')
+    parser.add_argument(
+        '--commit-every',
+        type=int,
+        default=256,
+        help='videos per commit (also every 10 s); a killed run redoes at '
+        'most this many')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -116,7 +128,9 @@ def main(argv=None) -> None:
         workers=args.workers,
         dtype=args.dtype,
         device=args.device,
-        progress=not args.no_progress)
+        progress=not args.no_progress,
+        shards=args.shards,
+        commit_every=args.commit_every)
     state = 'complete' if summary['complete'] else 'incomplete (other ' \
         'ranks still running, or interrupted)'
     rank, world_size = get_dist_info()

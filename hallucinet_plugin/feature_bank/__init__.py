@@ -41,41 +41,12 @@ Teacher view
     :class:`~hallucinet_plugin.models.FrozenTeacher`, the very module
     HalluciNet's online target runs (``teacher_layer``, ``teacher_pool``).
 
-Storage: LMDB
-    The bank is one LMDB environment (a folder holding ``data.mdb`` and
-    ``lock.mdb``), chosen because:
-
-    - it is memory-mapped: reads are a page-cache lookup with no
-      per-read syscall or decompression, and any number of reader
-      processes (data-loader workers on every rank) share the same pages;
-      readers open it read-only with ``lock=False, readahead=False``
-      (random access; readahead would fill the page cache with rows no
-      one asked for), lazily in each worker process, after the fork;
-    - writes are ACID transactions: each video's row is committed
-      atomically, so an extraction killed at any point (Ctrl-C,
-      ``kill -9``, out of memory) leaves only complete entries and a
-      re-run computes just the missing ones; LMDB's lock also serialises
-      writers from several processes, so ``torchrun`` ranks write into one
-      store;
-    - it is a single store, not one small file per video (kind to shared
-      filesystems, one path to copy), with the metadata inside it.
-
-    HDF5 would need one writer process, and a writer killed mid-write can
-    leave the file unreadable; ``.npy`` files per video give atomic renames
-    but tens of thousands of files and metadata kept elsewhere.
-
-Layout
-    - key: the video's path relative to its dataset's ``data_prefix``
-      (the path written in the annotation file), UTF-8;
-    - value: a 20-byte header ``<4sIIII`` (magic ``b'HNB2'``, the video's
-      frame count, windows, dim, CRC-32 of the values, checked on every
-      read) followed by ``windows x dim`` little-endian
-      float16 (or float32) values, row-major; row ``i`` is the clip that
-      starts at frame ``i * stride``;
-    - ``__meta__``: JSON metadata: the teacher config (text), the sha256 of
-      the teacher checkpoint, ``clip_len``, ``frame_interval``, ``stride``,
-      ``out_of_bound_opt``, ``dim``, ``dtype``, the teacher view, the data
-      prefixes, the videos with their window counts, creation info.
+Storage
+    A folder: ``meta.json`` (the settings that make the features what they
+    are, the bank's width and largest magnitude, a sha256 of itself) and
+    LMDB shards ``shard-000`` ... (a video lives in shard ``crc32(key) %
+    shards``; one writer per shard). See :mod:`.bank_format` for an
+    entry's layout and docs/user_guides/feature_bank.md for why LMDB.
 """
 from .extraction import (
     build_frozen_teacher,
@@ -88,13 +59,14 @@ from .geometry import (
     nearest_windows,
     window_starts,
 )
-from .store import FeatureBank, FeatureBankWriter, video_key
+from .store import FeatureBank, video_key
 from .switch import (
     bank_settings,
     check_teacher_bank,
     sha256_file,
     use_teacher_bank,
 )
+from .writer import FeatureBankWriter
 
 __all__ = [
     'FeatureBank', 'FeatureBankWriter', 'bank_settings', 'check_teacher_bank',

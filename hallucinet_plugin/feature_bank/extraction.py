@@ -1,5 +1,6 @@
 """Extraction: the frozen teacher run once over every window of every
 video of a config, into the store."""
+import logging
 import math
 import os.path as osp
 import sys
@@ -11,6 +12,7 @@ import torch.nn as nn
 from mmaction.registry import DATASETS, MODELS
 from mmengine.config import Config
 from mmengine.dist import get_dist_info
+from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -18,8 +20,9 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from ..utils.config import load_config, to_builtin
 from ..utils.typing_utils import PathLike
 from .geometry import window_starts
-from .store import FeatureBankWriter, video_key
+from .store import video_key
 from .switch import bank_settings, sha256_file
+from .writer import FeatureBankWriter
 
 
 # --------------------------------------------------------------- teacher
@@ -210,12 +213,15 @@ def extract_teacher_features(cfg: Union[PathLike, Config],
                              dtype: str = 'float16',
                              device: Optional[Union[str,
                                                     torch.device]] = None,
-                             progress: bool = True) -> Dict:
+                             progress: bool = True,
+                             shards: Optional[int] = None,
+                             commit_every: int = 256) -> Dict:
     """Compute a config's frozen teacher over its videos, into a bank.
 
     Resumable: videos already committed to ``out`` are skipped. With
-    ``torch.distributed`` initialised, rank ``r`` of ``w`` takes every
-    ``w``-th video from the ``r``-th; all ranks write into one store.
+    ``torch.distributed`` initialised, rank ``r`` of ``w`` takes the videos
+    of the store's shards ``r, r + w, ...``: every shard has one writer,
+    so the ranks never wait for each other; all write into one store.
 
     Args:
         cfg (str | Config): An online-teacher HalluciNet config.
@@ -229,6 +235,11 @@ def extract_teacher_features(cfg: Union[PathLike, Config],
         device (str | torch.device, optional): Default ``cuda`` when
             available (this rank's GPU), else ``cpu``.
         progress (bool): Progress bar (rank 0), with rate and ETA.
+        shards (int, optional): Shards of a new store (default 8; at least
+            the number of ranks that will extract into it). An existing
+            store keeps its own.
+        commit_every (int): Videos per commit (also every 10 s): a killed
+            run redoes at most this many.
 
     Returns:
         dict: ``store``, ``videos`` (in the splits), ``extracted`` and
@@ -255,11 +266,20 @@ def extract_teacher_features(cfg: Union[PathLike, Config],
     settings['teacher_ckpt_sha256'] = sha256_file(settings['teacher_ckpt'])
     stored = {k: v for k, v in settings.items() if not k.startswith('_')}
     # Refuses a mismatching store before any teacher work.
-    writer = FeatureBankWriter(out, stored)
+    writer = FeatureBankWriter(
+        out, stored, shards=shards, commit_every=commit_every)
     try:
         rank, world_size = get_dist_info()
+        if world_size > writer.shards and rank == 0:
+            print_log(
+                f'{out} has {writer.shards} shards, fewer than the '
+                f'{world_size} ranks: {world_size - writer.shards} ranks '
+                'stay idle (a new store takes --shards)',
+                logger='current',
+                level=logging.WARNING)
         done = writer.done_keys()
-        shard = videos[rank::world_size]
+        mine = set(writer.shards_of(rank, world_size))
+        shard = [v for v in videos if writer.shard_of(v[0]) in mine]
         todo = [v for v in shard if v[0] not in done]
         extractor = build_frozen_teacher(cfg.model, settings).to(device)
         preprocessor = settings['_preprocessor'].to(device)

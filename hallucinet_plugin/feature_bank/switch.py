@@ -22,16 +22,9 @@ from ..utils.config import (
     to_builtin,
 )
 from ..utils.typing_utils import PathLike
+from .bank_format import DTYPES, FORMAT, FORMAT_VERSION, IDENTITY_KEYS
 from .geometry import default_stride
-from .store import (
-    DTYPES,
-    FORMAT,
-    FORMAT_VERSION,
-    IDENTITY_KEYS,
-    FeatureBank,
-    _check_compatible,
-    _jsonable,
-)
+from .store import FeatureBank, _check_compatible, _jsonable
 
 _DETERMINISTIC = ('Resize', 'CenterCrop')
 # Random crops become the centre crop of their output size (the view the

@@ -17,12 +17,9 @@ import numpy as np
 from mmaction.registry import MODELS
 
 from hallucinet_plugin.engine.hallucination import apply_hallucination
+from hallucinet_plugin.feature_bank import FeatureBankWriter
+from hallucinet_plugin.feature_bank.bank_format import FORMAT, FORMAT_VERSION
 from hallucinet_plugin.feature_bank.geometry import window_starts
-from hallucinet_plugin.feature_bank.store import (
-    FORMAT,
-    FORMAT_VERSION,
-    FeatureBankWriter,
-)
 from tests.conftest import make_video_dataset
 
 # Small enough for paper-size networks on a CPU (see shrink_pipeline).

@@ -45,12 +45,9 @@ from demo.dive_demo_data import (
     generate_dive_demo_dataset,
 )
 from hallucinet_plugin.datasets.mtl_aqa_dataset import load_plain_pickle
+from hallucinet_plugin.feature_bank import FeatureBankWriter
+from hallucinet_plugin.feature_bank.bank_format import FORMAT, FORMAT_VERSION
 from hallucinet_plugin.feature_bank.geometry import window_starts
-from hallucinet_plugin.feature_bank.store import (
-    FORMAT,
-    FORMAT_VERSION,
-    FeatureBankWriter,
-)
 from tests.conftest import REPO, TINY_TEACHER_DIM, tiny_teacher
 
 CONFIG_DIR = osp.join(REPO, 'configs', 'mtl_aqa')

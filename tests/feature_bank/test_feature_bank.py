@@ -29,12 +29,19 @@ from hallucinet_plugin.deploy.bank_benchmark import (
     format_bank_report,
     training_speed,
 )
+from hallucinet_plugin.feature_bank.bank_format import (
+    SHARD_KEY,
+    read_meta,
+    shard_name,
+    shard_of,
+    write_meta,
+)
 from hallucinet_plugin.feature_bank.extraction import (
     collect_videos,
     extract_teacher_features,
 )
 from hallucinet_plugin.feature_bank.geometry import default_stride
-from hallucinet_plugin.feature_bank.store import META_KEY, FeatureBank
+from hallucinet_plugin.feature_bank.store import FeatureBank
 from hallucinet_plugin.feature_bank.switch import (
     bank_settings,
     check_teacher_bank,
@@ -172,19 +179,32 @@ def make_data(root):
     return data
 
 
+META = 'meta.json'  # read_raw's key of the metadata
+
+
 def read_raw(path):
-    env = lmdb.open(path, readonly=True, lock=False)
-    try:
-        with env.begin() as txn:
-            return dict(txn.cursor().iternext())
-    finally:
-        env.close()
+    """Every entry of every shard (key -> bytes) and the metadata
+    (:data:`META`)."""
+    raw = {META: read_meta(path)}
+    for index in range(raw[META]['shards']):
+        folder = osp.join(path, shard_name(index))
+        if not osp.isdir(folder):
+            continue
+        env = lmdb.open(folder, readonly=True, lock=False)
+        try:
+            with env.begin() as txn:
+                raw.update((k, v) for k, v in txn.cursor().iternext()
+                           if k != SHARD_KEY)
+        finally:
+            env.close()
+    return raw
 
 
 def meta_without_times(raw):
-    meta = json.loads(raw[META_KEY])
+    meta = dict(raw[META], created=dict(raw[META]['created']))
     meta['created'].pop('time')
-    meta.pop('updated_at')
+    for key in ('updated_at', 'sha256'):
+        meta.pop(key)
     return meta
 
 
@@ -284,7 +304,8 @@ def test_store_layout(setup):
         windows = (NUM_FRAMES - CLIP_LEN) // stride + 1
         expected = {k: windows for k in keys[:4]}
         expected['short.mp4'] = 1
-        assert meta['videos'] == expected
+        assert {k: len(bank.get(k)[1]) for k in keys} == expected
+        assert meta['videos'] == len(keys)
         assert meta['complete'] is True
         assert meta['dim'] == TEACHER_DIM
         assert meta['stride'] == stride
@@ -298,8 +319,10 @@ def test_store_layout(setup):
         assert feats.dtype == np.float32
         bank.close()
     raw = read_raw(setup['stores']['default'])
-    # 20-byte header (with the CRC-32) + float16 values.
-    assert len(raw[b'video_000.mp4']) == 20 + 7 * TEACHER_DIM * 2
+    # 28-byte header, a CRC-32 per row, the header's CRC-32, float16 values.
+    assert len(raw[b'video_000.mp4']) == 28 + 7 * 4 + 4 + 7 * TEACHER_DIM * 2
+    assert meta['max_abs'] == max(
+        np.abs(bank.get(k)[1]).max() for k in keys)
 
 
 def test_extraction_matches_online_teacher(setup):
@@ -428,7 +451,7 @@ def test_bad_video_is_named_and_good_ones_kept(setup, tmp_path):
 
 def _count(store):
     """Committed videos, read like a second process would."""
-    if not osp.isfile(osp.join(store, 'data.mdb')):
+    if not osp.isfile(osp.join(store, 'meta.json')):
         return 0
     bank = FeatureBank(store, lock=True)
     try:
@@ -444,7 +467,9 @@ def test_killed_extraction_resumes_to_an_identical_store(tmp_path):
     data = make_data(tmp_path / 'data')
     cfg = write_config(tmp_path / 'online.py', data,
                        save_teacher(tmp_path / 'teacher.pth', seed=2))
-    args = ['--batch-size', '1', '--workers', '0', '--no-progress']
+    # One commit per video, so that the kill lands between commits.
+    args = ['--batch-size', '1', '--workers', '0', '--no-progress',
+            '--commit-every', '1']
     # Byte-identical needs the same float arithmetic: the same batch size
     # and intra-op threads (1, as OMP_NUM_THREADS below), not the same
     # number of decoding workers.
@@ -495,9 +520,9 @@ def test_killed_extraction_resumes_to_an_identical_store(tmp_path):
     shutil.move(str(tmp_path / 'video_002.mp4'), video)
 
     partial, expected = read_raw(store), read_raw(reference)
-    assert set(partial) == {META_KEY, b'video_000.mp4', b'video_001.mp4'}
+    assert set(partial) == {META, b'video_000.mp4', b'video_001.mp4'}
     for key in partial:
-        if key != META_KEY:
+        if key != META:
             assert partial[key] == expected[key]
 
     proc = subprocess.run(
@@ -512,14 +537,20 @@ def test_killed_extraction_resumes_to_an_identical_store(tmp_path):
         text=True,
         timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    # Rank 0 has video_000, _002 and short; rank 1 video_001 and _003.
+    # Rank r writes the shards r, r + 2, ... of the store's 8.
     assert 'rank 0/2] ' + store in proc.stdout
-    assert re.search(r'rank 0/2.* extracted 2 .*skipped 1 ', proc.stdout)
-    assert re.search(r'rank 1/2.* extracted 1 .*skipped 1 ', proc.stdout)
+    done = {'video_000.mp4', 'video_001.mp4'}
+    for rank in (0, 1):
+        mine = [k.decode() for k in expected if k != META
+                and shard_of(k, 8) % 2 == rank]
+        skipped = len(set(mine) & done)
+        assert re.search(
+            rf'rank {rank}/2.* extracted {len(mine) - skipped} .*skipped '
+            rf'{skipped} ', proc.stdout), proc.stdout
     resumed = read_raw(store)
     assert set(resumed) == set(expected)
     for key in expected:
-        if key != META_KEY:
+        if key != META:
             assert resumed[key] == expected[key], key
     assert meta_without_times(resumed) == meta_without_times(expected)
 
@@ -813,12 +844,7 @@ def test_training_checks_the_store_it_reads(setup, tmp_path):
 
     unfinished = str(tmp_path / 'unfinished.lmdb')
     shutil.copytree(store, unfinished)
-    env = lmdb.open(unfinished, subdir=True)
-    with env.begin(write=True) as txn:
-        meta = json.loads(txn.get(META_KEY))
-        meta['complete'] = False
-        txn.put(META_KEY, json.dumps(meta).encode())
-    env.close()
+    write_meta(unfinished, dict(read_meta(unfinished), complete=False))
     with pytest.raises(ValueError, match=r'unfinished\.lmdb is incomplete'):
         check_teacher_bank(Config.fromfile(setup['cfg']), unfinished)
 

@@ -35,7 +35,7 @@ class LoadTeacherFeatures(BaseTransform):
           decoder's numbering) of the bank clip each target comes from.
 
     Args:
-        store (str): The feature bank (an LMDB folder written by
+        store (str): The feature bank (a folder written by
             ``tools/extract_teacher_features.py``).
         data_prefix (str, optional): The dataset's ``data_prefix['video']``;
             the bank's keys are paths relative to it. None tries the
@@ -77,8 +77,9 @@ class LoadTeacherFeatures(BaseTransform):
                            'after HalluSampleFrames')
         self._check(self.bank.meta, results)
         key = self.bank.key_of(results['filename'], self.data_prefix)
-        starts = np.asarray(results['clip_starts']) + results.get(
-            'start_index', 0)
+        offset = results.get('start_index', 0)
+        starts = [s + offset for s in np.asarray(
+            results['clip_starts']).reshape(-1).tolist()]
         feats, used = self.bank.lookup(key, starts)
         results['teacher_feats'] = feats
         results['teacher_clip_starts'] = used

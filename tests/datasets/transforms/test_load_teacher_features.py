@@ -12,14 +12,11 @@ from torch.utils.data import DataLoader
 
 import hallucinet_plugin  # noqa: F401
 import hallucinet_plugin.datasets.transforms.load_teacher_features  # noqa
+from hallucinet_plugin.feature_bank import FeatureBankWriter
+from hallucinet_plugin.feature_bank.bank_format import FORMAT, FORMAT_VERSION
 from hallucinet_plugin.feature_bank.geometry import (
     nearest_windows,
     window_starts,
-)
-from hallucinet_plugin.feature_bank.store import (
-    FORMAT,
-    FORMAT_VERSION,
-    FeatureBankWriter,
 )
 from tests.conftest import make_video_dataset
 
