@@ -396,7 +396,8 @@ class Runs:
                 osp.abspath(self.args.work_dir), UNLABELLED_STAGE1_LIST)
             self.hallucinated(
                 'monet', classifier, seed, two_stream, '-unlabelled',
-                {'train_dataloader.dataset.ann_file': ann})
+                {'train_dataloader.dataset.ann_file': ann,
+                 'train_dataloader.dataset.allow_unlabelled': True})
         return {name: seeds[seed] for name, seeds in self.results.items()}
 
 

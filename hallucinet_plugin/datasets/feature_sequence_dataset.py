@@ -41,7 +41,12 @@ class FeatureSequenceDataset(BaseActionDataset):
 
     The annotation file has one video per line, ``video_id label [label
     ...]`` (several labels with ``multi_class=True``, which turns them into
-    a multi-hot vector of ``num_classes``). With ``ann_file=None`` the
+    a multi-hot vector of ``num_classes``). Labels are checked when the
+    dataset is built: negative ones, and ones ``>= num_classes`` when it is
+    given, are errors naming the line; with ``allow_unlabelled=True`` a
+    label ``-1`` marks an unlabelled video (its metainfo says
+    ``labelled=False``: the recognizer trains it on the hallucination loss
+    only). With ``ann_file=None`` the
     videos and labels of the first TFRecord stream are used. Every video is
     checked at construction to be in every stream: a missing one is an
     error naming it and the source, never a skipped sample.
@@ -54,7 +59,10 @@ class FeatureSequenceDataset(BaseActionDataset):
         pipeline (list): Transforms; starts with
             :class:`LoadFeatureSequence`.
         multi_class (bool): Several labels per video (YouTube-8M).
-        num_classes (int, optional): Needed with ``multi_class``.
+        num_classes (int, optional): Needed with ``multi_class``; labels
+            are checked against it.
+        allow_unlabelled (bool): Accept label ``-1`` (single-label lists)
+            as an unlabelled video.
         test_mode (bool): Test mode.
     """
 
@@ -64,8 +72,10 @@ class FeatureSequenceDataset(BaseActionDataset):
                  pipeline: List[Union[ConfigType, Callable]],
                  multi_class: bool = False,
                  num_classes: Optional[int] = None,
+                 allow_unlabelled: bool = False,
                  test_mode: bool = False,
                  **kwargs) -> None:
+        self.allow_unlabelled = allow_unlabelled
         if not streams:
             raise ValueError('FeatureSequenceDataset: streams is empty; '
                              "give e.g. dict(appearance=dict(type='npy', "
@@ -102,6 +112,16 @@ class FeatureSequenceDataset(BaseActionDataset):
             spec.setdefault('feature', 'rgb')
             spec['dequantize'] = tuple(spec.get('dequantize', (-2.0, 2.0)))
         return spec
+
+    def prepare_data(self, idx: int):
+        """The sample, its metainfo ``labelled=False`` for a video listed
+        with label -1 (``allow_unlabelled``)."""
+        data = super().prepare_data(idx)
+        if self.get_data_info(idx).get('labelled') is False:
+            samples = data.get('data_samples')
+            if samples is not None:
+                samples.set_metainfo(dict(labelled=False))
+        return data
 
     # ---------------------------------------------------------- records
     def _tfrecord_index(self, name: str) -> Dict[str, tuple]:
@@ -182,6 +202,19 @@ class FeatureSequenceDataset(BaseActionDataset):
                     f'{video_id!r}; a single-label dataset needs exactly '
                     'one (multi_class=True for several)')
             label = labels[0]
+            unlabelled = label == -1 and self.allow_unlabelled
+            if label < 0 and not unlabelled:
+                raise ValueError(
+                    f'{where}: label {label} of video {video_id!r} is '
+                    'negative (-1 marks an unlabelled video with '
+                    'allow_unlabelled=True)')
+            if self.num_classes and label >= self.num_classes:
+                raise ValueError(
+                    f'{where}: label {label} of video {video_id!r} outside '
+                    f'[0, {self.num_classes})')
+            if unlabelled:
+                return dict(self._data_info(video_id, [0], where),
+                            label=-1, labelled=False)
         return dict(
             video_id=video_id,
             label=label,

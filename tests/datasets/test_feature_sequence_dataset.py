@@ -104,6 +104,26 @@ def test_bad_annotation_lines_are_named(tmp_path, line, match):
         build(**data)
 
 
+@pytest.mark.parametrize('labels, kwargs, match', [
+    ([0, 99], dict(num_classes=8), r'line 2: label 99 .*outside \[0, 8\)'),
+    ([0, -1], dict(), r'line 2: label -1 .*allow_unlabelled=True'),
+    ([-2], dict(allow_unlabelled=True), 'line 1: label -2 .*negative'),
+])
+def test_labels_are_range_checked(tmp_path, labels, kwargs, match):
+    data = write_npy_streams(str(tmp_path), labels, DIMS)
+    with pytest.raises(ValueError, match=match):
+        build(**data, **kwargs)
+
+
+def test_unlabelled_videos_are_marked(tmp_path):
+    """-1 with allow_unlabelled: the sample says labelled=False, which the
+    recognizer's classification losses skip."""
+    data = write_npy_streams(str(tmp_path), [2, -1], DIMS)
+    dataset = build(**data, allow_unlabelled=True, num_classes=4)
+    assert dataset[0]['data_samples'].metainfo.get('labelled', True)
+    assert dataset[1]['data_samples'].metainfo['labelled'] is False
+
+
 def test_missing_and_damaged_files_are_named(tmp_path):
     data = write_npy_streams(str(tmp_path), [0, 1], DIMS)
     missing = tmp_path / 'motion' / 'v1.npy'

@@ -36,6 +36,7 @@ train_dataloader = dict(
         ann_file=ann_file_train,
         streams=streams,
         pipeline=train_pipeline,
+        num_classes=num_classes,
         # One process, no workers: nothing to share, and serialising costs
         # a garbage collection per dataset.
         serialize_data=False))
@@ -48,6 +49,7 @@ val_dataloader = dict(
         ann_file=ann_file_val,
         streams=streams,
         pipeline=val_pipeline,
+        num_classes=num_classes,
         test_mode=True,
         serialize_data=False))
 test_dataloader = val_dataloader

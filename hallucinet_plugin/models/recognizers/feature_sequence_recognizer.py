@@ -10,6 +10,7 @@ from mmengine.model import BaseModel
 from ...utils import set_pred_label, set_pred_score
 from ...utils.checkpoint import load_checkpoint_into
 from ...utils.typing_utils import OptConfigType
+from .labelled_rows import labelled_head_loss, labelled_samples
 
 MOTION_INPUTS = ('real', 'hallucinated')
 
@@ -286,8 +287,10 @@ class FeatureSequenceRecognizer(BaseModel):
             if part in self.frozen:
                 continue
             stream = part[:-len('_head')]
-            head_losses = getattr(self, part).loss(
-                x, data_samples, num_segs=steps)
+            # Unlabelled videos (label -1) train the hallucination only.
+            head_losses = labelled_head_loss(
+                getattr(self, part), x, data_samples,
+                labelled_samples(data_samples), num_segs=steps)
             losses.update(
                 {f'{k}_{stream}': v
                  for k, v in head_losses.items()})

@@ -111,6 +111,22 @@ def test_hallucinated_stream_trains_only_what_is_not_frozen():
                       mode='loss')
 
 
+def test_unlabelled_videos_train_no_classifier():
+    """A sample marked labelled=False (label -1 in an allow_unlabelled
+    list): the classifiers' losses are those of the labelled ones alone."""
+    model = build(classifier=linear(dropout_ratio=0.)).train()
+    inputs, samples = batch()
+    samples[1] = set_gt_label(ActionDataSample(), [-1])
+    samples[1].set_metainfo(dict(labelled=False))
+    losses = model(inputs, samples, mode='loss')
+    keep = [0, 2]
+    alone = model({k: v[keep] for k, v in inputs.items()},
+                  [samples[i] for i in keep], mode='loss')
+    assert set(losses) == set(alone)
+    for key in losses:
+        torch.testing.assert_close(losses[key], alone[key])
+
+
 def test_stage_two_reads_stage_one_and_fine_tunes_the_motion_head(
         tmp_path):
     stage1 = build(
