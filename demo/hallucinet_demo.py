@@ -120,6 +120,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action='store_true',
         help='smoke run: tiny dataset, one epoch per stage')
     parser.add_argument(
+        '--no-int8',
+        action='store_true',
+        help='skip the INT8 stage (each HalluciNet row quantised and '
+        'compared with its float export on the val videos)')
+    parser.add_argument(
         '--tensorboard',
         action='store_true',
         help='also log to TensorBoard (work_dir/*/vis_data)')
@@ -479,6 +484,15 @@ class Demo:
                     dict(run, top1=run['streams'][stream]) for run in seeds
                 ]
                 cost[row] = cost[name]
+        int8 = {}
+        if not self.args.no_int8:
+            start_int8 = time.time()
+            from demo.int8_eval import int8_rows
+            int8 = int8_rows(
+                runs, self.student_config,
+                [n for n in runs if n.startswith('hallucinet')],
+                self.data_root, self.work_dir)
+            self.timings['int8'] = time.time() - start_int8
         results = summarize(
             {**runs, **streams},
             teacher_top1=top1_from_dump(teacher_dump),
@@ -487,7 +501,8 @@ class Demo:
             timings=self.timings,
             elapsed=time.time() - start,
             command=' '.join(['python', 'tools/demo.py'] +
-                             sys.argv[1:]))
+                             sys.argv[1:]),
+            int8=int8)
         write_results(results, runs, self.work_dir)
         return results
 
@@ -547,10 +562,13 @@ def baseline_of(name: str, names: List[str]) -> Optional[str]:
 
 
 def summarize(runs: Dict, teacher_top1: float, dataset: Dict, cost: Dict,
-              timings: Dict, elapsed: float, command: str) -> Dict:
+              timings: Dict, elapsed: float, command: str,
+              int8: Optional[Dict] = None) -> Dict:
     models = {}
     for name, seeds in runs.items():
         entry = dict(top1=seed_summary([r['top1'] for r in seeds]))
+        if name in (int8 or {}):
+            entry['int8'] = int8[name]
         base = baseline_of(name, list(runs))
         if base is not None:
             entry['baseline'] = base
@@ -608,6 +626,10 @@ def markdown_table(results: Dict) -> str:
         'final loss_hallu', 'GFLOPs/clip', 'params (M)',
         'CPU latency (ms, batch 1)'
     ]
+    # INT8 (the same checkpoints quantised) beside the float top-1.
+    with_int8 = any('int8' in m for m in models.values())
+    if with_int8:
+        header.insert(3, 'INT8 top-1 (%), agreement')
     cost = results['cost']
     teacher = cost.get('teacher', {})
     rows = [[
@@ -635,15 +657,25 @@ def markdown_table(results: Dict) -> str:
         hallu = entry.get('final_loss_hallu')
         hallu = f"{hallu['mean']:.4f}" if hallu else '-'
         c = cost.get(name, {})
-        rows.append([
+        row = [
             name, f"{top1['mean']:.1f} +- {top1['std']:.1f}", seeds, shown,
             hallu, f"{c.get('gflops', 0):.3f}", f"{c.get('params_m', 0):.2f}",
             f"{c.get('median_ms', 0):.2f}"
-        ])
+        ]
+        if with_int8:
+            q = entry.get('int8')
+            row.insert(3, '-' if q is None else (
+                f"{q['top1_int8']['mean']:.1f} +- "
+                f"{q['top1_int8']['std']:.1f}, "
+                f"{q['agreement']['mean']:.0f}%"))
+        rows.append(row)
     reference = cost.get('reference')
     if reference:
         rows += reference_rows(reference)
         notes.append(reference_note(reference, teacher, cost))
+    for row in rows:  # the teacher's and the cost-only rows
+        if len(row) < len(header):
+            row.insert(3, '-')
     lines = [caption, '', _table(header, rows), ''] + notes + (
         [''] if notes else []) + [
             f"Command: `{results['command']}` "

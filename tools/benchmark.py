@@ -7,6 +7,8 @@ Examples::
     python tools/benchmark.py --preset paper
     # the demo pair, with onnxruntime beside PyTorch
     python tools/benchmark.py --preset demo --onnx
+    # the efficient students, float and INT8 in onnxruntime
+    python tools/benchmark.py --preset efficient-mobile --int8
     # any configs: each student, its teacher, its vanilla reference
     python tools/benchmark.py configs/vanilla_*.py configs/hallucinet_*.py
     # what the teacher feature bank buys: training iterations/s of vanilla,
@@ -127,6 +129,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--onnx',
         action='store_true',
         help='also export each model and time it in onnxruntime')
+    parser.add_argument(
+        '--int8',
+        action='store_true',
+        help='also quantise each student to INT8 (onnxruntime, static, QDQ) '
+        'and time it beside the float export (implies --onnx)')
     parser.add_argument(
         '--out',
         help='report directory (default: work_dirs/benchmark/<preset or '
@@ -314,6 +321,7 @@ def main(argv=None) -> dict:
         batch_warmup=args.batch_warmup,
         batch_repeats=args.batch_repeats,
         onnx=args.onnx,
+        int8=args.int8,
         student_size=student_size,
         teacher_shape=teacher_shape,
         cfg_options=args.cfg_options,

@@ -240,7 +240,8 @@ def measure_job(job: Job,
                 batch_warmup: int = 1,
                 batch_repeats: int = 5,
                 onnx: bool = False,
-                log: Callable = print) -> Dict:
+                log: Callable = print,
+                int8: bool = False) -> Dict:
     """Measure one module (see the module docstring); one table row."""
     device = torch.device(device)
     torch.manual_seed(0)
@@ -269,17 +270,19 @@ def measure_job(job: Job,
                      measure_peak_memory(module, one)) / 2**20,
         peak_mem_batch_mb=(tensor_bytes(module, many) +
                            measure_peak_memory(module, many)) / 2**20)
-    if onnx:
+    if onnx or int8:
         row.update(_measure_onnx(job, module, one, many, device, warmup,
-                                 repeats, batch_warmup, batch_repeats, log))
+                                 repeats, batch_warmup, batch_repeats, log,
+                                 int8 and job.role == 'student'))
     del module, one, many
     _free(device)
     return row
 
 
 def _measure_onnx(job, module, one, many, device, warmup, repeats,
-                  batch_warmup, batch_repeats, log) -> Dict:
-    """onnxruntime latency of ``module``'s export, beside PyTorch's."""
+                  batch_warmup, batch_repeats, log, int8=False) -> Dict:
+    """onnxruntime latency of ``module``'s export, beside PyTorch's; with
+    ``int8``, of its INT8 quantisation too (:func:`_measure_int8`)."""
     log(f'[{device.type}] {job.name}: ONNX export and onnxruntime')
     with tempfile.TemporaryDirectory() as tmp:
         out = export_module(module.cpu(), one.cpu(),
@@ -302,8 +305,12 @@ def _measure_onnx(job, module, one, many, device, warmup, repeats,
             warmup=warmup,
             repeats=repeats,
             device=device)
+        quantized = _measure_int8(out, run, one_np, many_np, warmup,
+                                  repeats, batch_warmup, batch_repeats,
+                                  device, log) if int8 else {}
     batch = len(many)
     return dict(
+        quantized,
         onnx_latency_ms=b1['median_ms'],
         onnx_latency_iqr_ms=b1['iqr_ms'],
         onnx_batch_ms_per_sample=bn['median_ms'] / batch,
@@ -313,17 +320,60 @@ def _measure_onnx(job, module, one, many, device, warmup, repeats,
         onnx_vs_torch_best=paired['best'])
 
 
+def _measure_int8(float_file, run_float, one, many, warmup, repeats,
+                  batch_warmup, batch_repeats, device, log) -> Dict:
+    """The INT8 model of an export (:func:`quantize_int8`, calibrated on
+    the benchmark's random pixels: the speed of an INT8 graph does not
+    depend on its calibration): latency at batch 1 and ``len(many)``, its
+    ratio to the float model's (timed interleaved), file sizes."""
+    from .quantize import quantize_int8
+    log(f'[{device.type}] INT8 quantisation and onnxruntime')
+    # One prediction's frames (F, 3, H, W) per calibration sample.
+    calib = [
+        _pixels(1, one.shape[1:], torch.device('cpu'), seed=10 + i).numpy()
+        for i in range(8)
+    ]
+    int8_file = osp.splitext(float_file)[0] + '.int8.onnx'
+    quantize_int8(float_file, int8_file,
+                  [c if c.ndim == 4 else c[0] for c in calib])
+    session = onnx_session(int8_file, device.type)
+
+    def run(x):
+        return session.run(None, {'imgs': x})
+
+    b1 = measure_latency(run, one, warmup=warmup, repeats=repeats)
+    bn = measure_latency(
+        run, many, warmup=batch_warmup, repeats=batch_repeats)
+    paired = measure_latency_ratio(
+        lambda: run_float(one), lambda: run(one), warmup=warmup,
+        repeats=repeats)
+    return dict(
+        int8_latency_ms=b1['median_ms'],
+        int8_batch_ms_per_sample=bn['median_ms'] / len(many),
+        int8_vs_float_paired=paired['median'],
+        int8_vs_float_paired_iqr=paired['iqr'],
+        int8_size_ratio=osp.getsize(int8_file) / osp.getsize(float_file),
+        onnx_mb=osp.getsize(float_file) / 2**20,
+        int8_mb=osp.getsize(int8_file) / 2**20)
+
+
 def _ratio_row(row: Dict, ref: Dict, relation: str) -> Dict:
     keys = ('params_m', 'gflops', 'latency_ms', 'batch_ms_per_sample',
             'peak_mem_batch_mb')
     if 'onnx_latency_ms' in row and 'onnx_latency_ms' in ref:
         keys += ('onnx_latency_ms', )  # onnxruntime, batch 1 (--onnx)
-    return dict(
+    out = dict(
         name=row['name'],
         reference=ref['name'],
         relation=relation,
         **{k: row[k] / ref[k] if ref[k] else float('nan')
            for k in keys})
+    if 'int8_latency_ms' in row and 'onnx_latency_ms' in ref and \
+            relation == 'student / teacher':
+        # The INT8 student against the teacher in onnxruntime (float).
+        out['int8_latency_ms'] = row['int8_latency_ms'] / ref[
+            'onnx_latency_ms']
+    return out
 
 
 def benchmark(configs: Sequence[Union[str, Tuple[str, Config]]],
@@ -334,6 +384,7 @@ def benchmark(configs: Sequence[Union[str, Tuple[str, Config]]],
               batch_warmup: int = 1,
               batch_repeats: int = 5,
               onnx: bool = False,
+              int8: bool = False,
               student_size: Optional[Sequence[int]] = None,
               teacher_shape: Optional[Sequence[int]] = None,
               cfg_options: Optional[Dict] = None,
@@ -348,6 +399,8 @@ def benchmark(configs: Sequence[Union[str, Tuple[str, Config]]],
         warmup, repeats (int): Calls before / timed at batch 1.
         batch_warmup, batch_repeats (int): The same at ``batch``.
         onnx (bool): Also time each module exported to onnxruntime.
+        int8 (bool): Also each student's INT8 quantisation in onnxruntime
+            (implies ``onnx``): latency, ratio to float, file size.
         student_size (Sequence[int], optional): ``(H, W)`` of the student
             frames, overriding the test pipelines.
         teacher_shape (Sequence[int], optional): ``(T, H, W)`` of a teacher
@@ -373,7 +426,7 @@ def benchmark(configs: Sequence[Union[str, Tuple[str, Config]]],
     by_key = {job.key: job for job in jobs}
     result = dict(
         meta=_meta(batch, warmup, repeats, batch_warmup, batch_repeats,
-                   onnx, devices),
+                   onnx or int8, devices),
         devices={})
     for device in devices:
         if device == 'cuda' and not torch.cuda.is_available():
@@ -381,7 +434,7 @@ def benchmark(configs: Sequence[Union[str, Tuple[str, Config]]],
         rows = {
             job.key:
             measure_job(job, device, batch, warmup, repeats, batch_warmup,
-                        batch_repeats, onnx, log)
+                        batch_repeats, onnx or int8, log, int8)
             for job in jobs
         }
         student_teacher, hallu_vanilla = [], []

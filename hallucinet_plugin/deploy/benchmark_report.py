@@ -87,6 +87,26 @@ def format_report(result: Dict) -> str:
                 ]
             rows.append(row)
         out.append(_table(header, rows))
+        int8 = [r for r in res['rows'] if 'int8_latency_ms' in r]
+        if int8:
+            out += ['', '### INT8 students (onnxruntime)', '']
+            out.append('Static post-training quantisation (QDQ, per-channel '
+                       'int8 weights, uint8 activations; calibrated on the '
+                       "benchmark's random pixels: speed does not depend on "
+                       'the calibration). INT8 / float paired: batch-1 '
+                       'latency ratio timed interleaved.')
+            out.append('')
+            out.append(_table(
+                ['model', 'float ORT b1 (ms)', 'INT8 b1 (ms)',
+                 'INT8 / float paired', 'paired IQR',
+                 f'INT8 b{batch} (ms/sample)', 'float file (MB)',
+                 'INT8 file (MB)', 'INT8 / float size'],
+                [[r['name'], r['onnx_latency_ms'], r['int8_latency_ms'],
+                  _Ratio(r['int8_vs_float_paired']),
+                  _Ratio(r['int8_vs_float_paired_iqr']),
+                  r['int8_batch_ms_per_sample'], r['onnx_mb'],
+                  r['int8_mb'], _Ratio(r['int8_size_ratio'])]
+                 for r in int8]))
         ratio_header = [
             'model', 'reference', 'params', 'GFLOPs', 'latency b1',
             f'ms/sample b{batch}', f'peak mem b{batch}'
@@ -108,6 +128,11 @@ def format_report(result: Dict) -> str:
                (res['hallucinet_vanilla'] or [])):
             paired_header = paired_header + ['ORT latency b1']
             paired_keys = paired_keys + ('onnx_latency_ms', )
+        teacher_header, teacher_keys = paired_header, paired_keys
+        if all('int8_latency_ms' in r for r in res['student_teacher'] or
+               [{}]):
+            teacher_header = paired_header + ['INT8 ORT latency b1']
+            teacher_keys = paired_keys + ('int8_latency_ms', )
         if res['student_teacher']:
             out += ['', '### Student / teacher', '']
             out.append('Paired: batch-1 latency ratio timed interleaved '
@@ -116,8 +141,8 @@ def format_report(result: Dict) -> str:
                        'fastest calls (best).')
             out.append('')
             out.append(
-                _table(paired_header,
-                       ratio_rows(res['student_teacher'], paired_keys)))
+                _table(teacher_header,
+                       ratio_rows(res['student_teacher'], teacher_keys)))
         if res['hallucinet_vanilla']:
             out += ['', '### HalluciNet / vanilla student', '']
             out.append('Reference: a vanilla config of the run with the '

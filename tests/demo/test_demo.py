@@ -89,6 +89,17 @@ def test_quick_demo_end_to_end(quick_demo):
             models[name]['top1']['mean'] - models[base]['top1']['mean'])
         assert diff['low'] <= diff['diff'] <= diff['high']
     assert 'difference (95% CI)' in proc.stdout
+    # The INT8 stage: the HalluciNet row's checkpoints quantised, beside
+    # its float top-1 (the ONNX float top-1 is the test loop's).
+    int8 = models['hallucinet-unlabelled']['int8']
+    assert len(int8['seeds']) == 2 and 'int8' not in models['vanilla']
+    for seed, report in enumerate(int8['seeds']):
+        assert report['top1_float'] == pytest.approx(
+            models['hallucinet-unlabelled']['top1']['values'][seed])
+        assert report['hallu_cosine_min'] > 0.9
+    assert (work_dir / 'hallucinet-unlabelled' / 'seed0' /
+            'student.int8.onnx').is_file()
+    assert 'INT8 top-1 (%), agreement' in proc.stdout
     # The demo's student design priced against the paper's teacher (random
     # weights), beside the demo's own tiny teacher.
     reference = results['cost']['reference']
