@@ -12,7 +12,7 @@ Examples::
     python tools/extract_teacher_features.py CONFIG --out BANK \
         --unlabelled LIST
 
-    # 8 GPUs, each rank a shard of the videos, one store
+    # 8 GPUs, each rank writing its own shards of one store
     torchrun --nproc-per-node 8 tools/extract_teacher_features.py \
         CONFIG --out BANK --launcher pytorch
 
