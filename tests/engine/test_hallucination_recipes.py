@@ -287,12 +287,17 @@ def test_silent_failures_are_errors(setup, changes, error, words):
 
 
 def test_wrong_teacher_width_is_caught_when_built(setup):
+    """teacher_dim is inferred; a wrong one is named, before any model is
+    built."""
     cfg = _section_cfg(setup, teacher_dim=512)
+    with pytest.raises(ValueError, match=r'model.hallucination.teacher_dim='
+                       r'512 but the teacher gives 64 features per clip at '
+                       r'16x32x32'):
+        apply_hallucination(cfg)
+    cfg = _section_cfg(setup)
     apply_hallucination(cfg)
-    init_default_scope('mmaction')
-    with pytest.raises(ValueError, match=r'hallu_head.out_channels=512 but '
-                       r'the teacher gives 64 features'):
-        MODELS.build(cfg.model)
+    assert cfg.model.hallu_head.out_channels == 64
+    assert cfg.model.teacher.clip_shape == (16, 32, 32)
 
 
 def test_section_without_the_hook_is_an_error(setup, tmp_path):

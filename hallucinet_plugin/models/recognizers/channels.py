@@ -20,25 +20,54 @@ def student_channels(model) -> Optional[int]:
 def check_channels(model) -> None:
     """Raise naming the key when two widths of ``model`` (a
     :class:`HalluciNet`) disagree: student vs ``hallu_head.in_channels``,
-    the teacher's output vs ``hallu_head.out_channels`` (a probe clip
-    through the frozen teacher), and what the fusion gives vs the
-    classifiers' ``in_channels``."""
+    the teacher's output at its configured clip shape (shape inference,
+    the teacher does not run) vs ``hallu_head.out_channels``, and what the
+    fusion gives vs the classifiers' ``in_channels``."""
     student = student_channels(model)
     head = model.hallu_head
     if head is not None and student is not None \
             and head.in_channels != student:
+        timm = (" (a timm student's width is its pre-logits width, "
+                '`head_hidden_size or num_features`, not the last feature '
+                "map's channels)" if model.backbone_from == 'timm' else '')
         raise ValueError(
             f'hallu_head.in_channels={head.in_channels} but the student '
             f'gives {student} features per segment '
-            f'({model.frames_per_segment} frame(s))')
+            f'({model.frames_per_segment} frame(s)){timm}: with a '
+            'model.hallucination section, set the recipe\'s '
+            f'model.cls_head.in_channels (or '
+            f'model.hallucination.student_dim) to {student}')
     teacher = getattr(model, 'teacher', None)
-    if head is not None and teacher is not None:
-        width = teacher.probe_width()
-        if width is not None and width != head.out_channels:
+    if head is not None and teacher is not None \
+            and teacher.clip_shape is not None:
+        try:
+            width = teacher.output_width()
+        except Exception as err:
             raise ValueError(
-                f'hallu_head.out_channels={head.out_channels} but the '
-                f'teacher gives {width} features per clip (layer '
-                f'{teacher.layer or "the backbone output"})')
+                'the teacher does not take clips of (T, H, W) = '
+                f'{teacher.clip_shape} (teacher.clip_shape): {err}') from err
+        if width != head.out_channels:
+            raise ValueError(teacher_width_error(head.out_channels, width,
+                                                 teacher.layer))
+    check_classifier_channels(model)
+
+
+def teacher_width_error(expected: int, width: int, layer: Optional[str],
+                        source: str = 'the teacher') -> str:
+    """The message of a teacher target whose width is not the hallucination
+    head's ``out_channels``."""
+    return (f'hallu_head.out_channels={expected} but {source} gives '
+            f'{width} features per clip (layer '
+            f'{layer or "the backbone output"}): set '
+            f'model.hallucination.teacher_dim (or hallu_head.out_channels) '
+            f'to {width}')
+
+
+def check_classifier_channels(model) -> None:
+    """Raise when the classifier's ``in_channels`` is not what the fusion
+    of ``model`` (a :class:`HalluciNet`) gives it."""
+    student = student_channels(model)
+    head = model.hallu_head
     if not model.with_cls_head or not hasattr(model.cls_head,
                                               'in_channels'):
         return

@@ -3,13 +3,17 @@ turned into HalluciNet's own arguments (teacher, checkpoint, heads and
 their widths, per-view normalisation). :class:`HalluciNet` applies it when
 built from such a section; ``apply_hallucination`` (engine) applies it to a
 whole config, train pipeline included."""
-import os.path as osp
 from typing import Dict, Optional, Tuple
 
-import mmaction
 from mmengine.config import Config
 
 from ...utils.config import to_builtin
+from ..teachers.frozen_teacher import build_teacher_for_shapes, inferred_width
+from ..teachers.teacher_config import (
+    declared_clip,
+    merge_cfg_options,
+    resolve_config_path,
+)
 
 SECTION_KEYS = {
     'teacher': 'the 3D teacher: a config path, an mmaction:: path or a '
@@ -22,8 +26,10 @@ SECTION_KEYS = {
     'teacher_scale': "the teacher view's size (default (112, 112))",
     'teacher_norm': "the teacher view's mean/std (default: from the "
     "teacher's config)",
-    'teacher_dim': "the teacher's feature width (default: its "
-    "cls_head.in_channels)",
+    'teacher_cfg_options': "dotted-key overrides of the teacher's config "
+    "(as --cfg-options: {'model.backbone.img_size': 64})",
+    'teacher_dim': "the teacher's feature width (default: inferred at "
+    'clip_len x teacher_scale)',
     'student_dim': "the student's feature width (default: the recipe's "
     'cls_head.in_channels)',
     'teacher_layer': 'a teacher submodule to hallucinate',
@@ -31,40 +37,26 @@ SECTION_KEYS = {
     'bank': 'a teacher feature bank to train from',
     'random_teacher': 'allow training without teacher_ckpt (tests only)',
 }
-def resolve_config_path(path: str, relative_to: Optional[str] = None) -> str:
-    """A config file named by path or ``mmaction::`` (mmaction2's packaged
-    configs, read without mmengine's metafile lookup, which fails on
-    mmaction2 1.1.0)."""
-    if path.startswith('mmaction::'):
-        root = osp.join(osp.dirname(mmaction.__file__), '.mim', 'configs')
-        resolved = osp.join(root, path[len('mmaction::'):])
-    elif relative_to and not osp.isabs(path) and osp.isfile(
-            osp.join(osp.dirname(relative_to), path)):
-        resolved = osp.join(osp.dirname(relative_to), path)
-    else:
-        resolved = path
-    if not osp.isfile(resolved):
-        raise FileNotFoundError(f'config not found: {path}'
-                                + (f' ({resolved})' if resolved != path
-                                   else ''))
-    return resolved
-
-
-def _teacher(section: Dict, where: str) -> Tuple[Dict, Dict]:
-    """The teacher's model dict and its view's normalisation."""
+def _teacher(section: Dict, where: str) -> Tuple[Dict, Dict, Dict]:
+    """The teacher's model dict, its view's normalisation and the clip its
+    config declares."""
     teacher = section.get('teacher')
     if teacher is None:
         raise ValueError(f'{where}: model.hallucination.teacher is required '
                          '(a config path, an mmaction:: path or a model '
                          'dict)')
     if isinstance(teacher, str):
-        model = Config.fromfile(resolve_config_path(teacher, where)).get(
-            'model')
-        if model is None:
+        cfg = Config.fromfile(resolve_config_path(teacher, where))
+        if cfg.get('model') is None:
             raise ValueError(f'{where}: the teacher config {teacher} has no '
                              'model')
-        teacher = model
-    teacher = to_builtin(teacher)
+    else:
+        cfg = Config(dict(model=to_builtin(teacher)))
+    if section.get('teacher_cfg_options'):
+        merge_cfg_options(cfg, section['teacher_cfg_options'],
+                          f'{where}: model.hallucination.teacher_cfg_options')
+    declared = declared_clip(cfg)
+    teacher = to_builtin(cfg.model)
     norm = teacher.get('data_preprocessor')
     teacher.pop('data_preprocessor', None)
     if section.get('teacher_norm') is not None:
@@ -84,7 +76,55 @@ def _teacher(section: Dict, where: str) -> Tuple[Dict, Dict]:
         for key in ('pretrained', 'pretrained2d'):
             if key in backbone:
                 backbone[key] = None if key == 'pretrained' else False
-    return teacher, norm
+    return teacher, norm, declared
+
+
+def _teacher_width(section: Dict, teacher: Dict, declared: Dict,
+                   where: str) -> Tuple[int, Tuple[int, int, int]]:
+    """The width of the teacher's target at the configured clip shape
+    (shape inference) and that shape, checked against ``teacher_dim``."""
+    clip_len = section.get('clip_len', 16)
+    height, width = section.get('teacher_scale', (112, 112))
+    clip_shape = (clip_len, height, width)
+    try:
+        built = build_teacher_for_shapes(teacher)
+    except Exception as err:
+        raise ValueError(
+            f'{where}: the teacher cannot be built'
+            + (' with model.hallucination.teacher_cfg_options'
+               if section.get('teacher_cfg_options') else '')
+            + f': {type(err).__name__}: {err}') from err
+    try:
+        dim = inferred_width(built, clip_shape, section.get('teacher_layer'),
+                             section.get('teacher_pool', 'avg'))
+    except KeyError as err:
+        raise ValueError(
+            f"{where}: model.hallucination.teacher_layer="
+            f"{section['teacher_layer']!r} is not a submodule of the teacher "
+            "(names as in named_modules(), e.g. 'backbone.layer3')") from err
+    except Exception as err:
+        own = ', '.join(f'{k}={v}' for k, v in declared.items())
+        raise ValueError(
+            f'{where}: the teacher does not take clips of {clip_len} '
+            f'frames at {height}x{width} (model.hallucination.clip_len='
+            f'{clip_len}, teacher_scale=({height}, {width})): '
+            f'{type(err).__name__}: {err}. '
+            + (f'Its config tests on {own}. ' if own else '')
+            + 'Transformer teachers fix the clip length and resolution: '
+            'set clip_len and teacher_scale to those its checkpoint was '
+            'trained with, or shrink the teacher with '
+            "model.hallucination.teacher_cfg_options (e.g. {'model."
+            "backbone.img_size': 64, 'model.backbone.num_frames': 8}) "
+            'and a checkpoint of that geometry') from err
+    if section.get('teacher_dim') and section['teacher_dim'] != dim:
+        raise ValueError(
+            f"{where}: model.hallucination.teacher_dim="
+            f"{section['teacher_dim']} but the teacher gives {dim} features "
+            f'per clip at {clip_len}x{height}x{width} (layer '
+            f"{section.get('teacher_layer') or 'the backbone output'}): "
+            'remove teacher_dim (it is inferred) or set it to '
+            f'{dim}')
+    return dim, clip_shape
 
 
 def _width(head: Optional[Dict], what: str, key: str, where: str) -> int:
@@ -142,7 +182,7 @@ def _check_recipe(model: Dict, where: str) -> None:
 
 
 def _edit_model(model: Dict, section: Dict, teacher: Dict, norm: Dict,
-                where: str) -> None:
+                declared: Dict, where: str) -> None:
     fusion = section.get('fusion', 'concat')
     if fusion not in ('concat', 'direct', 'none'):
         raise ValueError(f"{where}: model.hallucination.fusion must be "
@@ -150,15 +190,8 @@ def _edit_model(model: Dict, section: Dict, teacher: Dict, norm: Dict,
     _check_recipe(model, where)
     student = section.get('student_dim') or _width(
         model.get('cls_head'), 'student', 'student_dim', where)
-    if section.get('teacher_dim'):
-        hallucinated = section['teacher_dim']
-    elif section.get('teacher_layer'):
-        raise ValueError(f'{where}: with teacher_layer, set '
-                         'model.hallucination.teacher_dim to that layer\'s '
-                         'channels')
-    else:
-        hallucinated = _width(teacher.get('cls_head'), 'teacher',
-                              'teacher_dim', where)
+    hallucinated, clip_shape = _teacher_width(section, teacher, declared,
+                                              where)
     ckpt = section.get('teacher_ckpt')
     if ckpt is None and not section.get('random_teacher', False):
         raise ValueError(
@@ -168,7 +201,7 @@ def _edit_model(model: Dict, section: Dict, teacher: Dict, norm: Dict,
             'tests)')
     model['type'] = 'HalluciNet'
     model['teacher'] = dict(type='FrozenTeacher', model=teacher,
-                            checkpoint=ckpt)
+                            checkpoint=ckpt, clip_shape=clip_shape)
     for key in ('layer', 'pool'):
         if section.get('teacher_' + key) is not None:
             model['teacher'][key] = section['teacher_' + key]
@@ -213,8 +246,8 @@ def apply_section(model: Dict, section: Dict, where: str = 'config') -> Dict:
         raise KeyError(
             f'{where}: unknown model.hallucination keys {unknown}; known: '
             + ', '.join(f'{k} ({v})' for k, v in SECTION_KEYS.items()))
-    teacher, norm = _teacher(section, where)
+    teacher, norm, declared = _teacher(section, where)
     edited = to_builtin(dict(model))
     edited.pop('hallucination', None)
-    _edit_model(edited, section, teacher, norm, where)
+    _edit_model(edited, section, teacher, norm, declared, where)
     return edited

@@ -7,11 +7,12 @@ from mmaction.registry import MODELS
 from mmaction.utils import SampleList
 
 from ...utils import set_pred_label, set_pred_score
+from ...utils.config import building_runner_config
 from ...utils.typing_utils import ConfigType, OptConfigType
 from ..teachers import FrozenTeacher
 from ..teachers.frozen_teacher import drop_teacher_state, fill_teacher_state
 from ..utils import reduce_to_vector
-from .channels import check_channels, check_teacher_view
+from .channels import check_channels, check_teacher_view, teacher_width_error
 from .hallucination_section import apply_section
 from .labelled_rows import (
     labelled_head_loss,
@@ -149,7 +150,8 @@ class HalluciNet(Recognizer2D):
             # got the raw config (HallucinationHook edits the pipeline).
             args = apply_section(
                 dict(backbone=backbone, cls_head=cls_head, neck=neck,
-                     data_preprocessor=data_preprocessor), hallucination)
+                     data_preprocessor=data_preprocessor), hallucination,
+                building_runner_config() or 'config')
             backbone, cls_head, data_preprocessor, teacher, hallu_head, \
                 fusion = (args[k] for k in _SECTION_ARGS)
             if hallucination.get('bank'):  # the targets come from the store
@@ -402,6 +404,15 @@ class HalluciNet(Recognizer2D):
                 f'segments ({num_segs} per sample): teacher_imgs / '
                 'teacher_feats must hold one clip per student segment '
                 '(HalluSampleFrames num_segments, frames_per_segment)')
+        if target.shape[-1] != hallu.shape[-1]:
+            # Before any step: the check of every teacher whose clip shape
+            # the model was not told.
+            online = 'teacher_feats' not in inputs
+            raise ValueError(
+                teacher_width_error(
+                    hallu.shape[-1], target.shape[-1],
+                    self.teacher.layer if online else None,
+                    'the teacher' if online else 'the feature bank'))
         losses = self.hallu_head.loss(hallu, target, num_segs)
         losses.update(
             unlabelled_hallu_loss(self.hallu_head, hallu, target, num_segs,

@@ -1,7 +1,7 @@
 import copy
 import logging
 import os.path as osp
-from typing import Dict, Optional, Union
+from typing import Dict, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -9,6 +9,8 @@ from mmaction.registry import MODELS
 from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
+from mmengine.registry import DefaultScope
+from torch.func import functional_call
 
 from ...utils.checkpoint import load_checkpoint_into
 from ...utils.typing_utils import ConfigType
@@ -40,12 +42,96 @@ def build_teacher(teacher: Union[str, ConfigType]) -> nn.Module:
     # normalised by HalluciNetDataPreprocessor (its values are kept, for
     # HalluciNet's check of that view).
     own = teacher.pop('data_preprocessor', None)
-    model = MODELS.build(teacher)
+    # mmaction2's recognizers build their default preprocessor through
+    # mmengine's registry, which needs the scope outside a Runner.
+    with DefaultScope.overwrite_default_scope('mmaction'):
+        model = MODELS.build(teacher)
     model.declared_norm = {
         k: list(own[k])
         for k in ('mean', 'std') if own and own.get(k) is not None
     }
     return model
+
+
+def teacher_features(model: nn.Module,
+                     clips: torch.Tensor,
+                     layer: Optional[str] = None,
+                     pool: str = 'avg') -> torch.Tensor:
+    """What a teacher's ``layer`` (default: its backbone output) gives
+    for ``clips``, reduced to one vector per clip.
+
+    Args:
+        model (nn.Module): A 3D recognizer (``extract_feat``) or a bare 3D
+            backbone.
+        clips (Tensor): ``(N, S, C, T, H, W)``, one clip per segment.
+        layer (str, optional): A submodule name, as in ``named_modules()``;
+            a name under ``neck.`` runs the recognizer up to its neck.
+        pool (str): ``'avg'`` or ``'max'``.
+
+    Returns:
+        Tensor: ``(N * S, D)``.
+    """
+    captured = []
+    handle = None
+    if layer is not None:
+        modules = dict(model.named_modules())
+        if layer not in modules:
+            raise KeyError(f'teacher layer {layer!r} is not a submodule of '
+                           'the teacher')
+        handle = modules[layer].register_forward_hook(
+            lambda module, args, out: captured.append(out))
+    try:
+        if hasattr(model, 'extract_feat'):
+            stage = 'neck' if layer and layer.startswith('neck') else \
+                'backbone'
+            out, _ = model.extract_feat(clips, stage=stage)
+        else:
+            # [N, S, C, T, H, W] -> [N * S, C, T, H, W]
+            out = model(clips.flatten(0, 1))
+    finally:
+        if handle is not None:
+            handle.remove()
+    if layer is not None and not captured:
+        raise RuntimeError(f'teacher layer {layer!r} did not run on the '
+                           "way to the teacher's backbone output")
+    return reduce_to_vector(captured[0] if captured else out, pool)
+
+
+def _meta_clip(model: nn.Module, clip_shape: Sequence[int]) -> torch.Tensor:
+    """A ``(1, 1, C, T, H, W)`` clip on the meta device, C read from the
+    teacher's first convolution (2 for a flow teacher)."""
+    convs = (m for m in model.modules()
+             if isinstance(m, (nn.Conv3d, nn.Conv2d)))
+    first = next(convs, None)
+    channels = first.in_channels if first is not None else 3
+    return torch.empty(1, 1, channels, *clip_shape, device='meta')
+
+
+def build_teacher_for_shapes(model: ConfigType) -> nn.Module:
+    """The teacher of ``model`` (see :func:`build_teacher`) on the meta
+    device, for shape inference: built there when it can be (no memory,
+    no random numbers), else on the CPU without drawing from the global
+    random generator, then moved."""
+    try:
+        with torch.device('meta'):
+            return build_teacher(model)
+    except RuntimeError:
+        # Transformers compute drop-path rates with Tensor.item() when they
+        # are built, which the meta device cannot.
+        with torch.random.fork_rng(devices=[]):
+            return build_teacher(model).to('meta')
+
+
+def inferred_width(model: nn.Module,
+                   clip_shape: Sequence[int],
+                   layer: Optional[str] = None,
+                   pool: str = 'avg') -> int:
+    """``D`` of :func:`teacher_features` for clips of ``clip_shape``
+    ``(T, H, W)``, ``model`` being on the meta device."""
+    with torch.no_grad():
+        out = teacher_features(model, _meta_clip(model, clip_shape), layer,
+                               pool)
+    return int(out.shape[-1])
 
 
 # A BaseModule: without a checkpoint, the Runner's ``init_weights`` still
@@ -74,6 +160,12 @@ class FrozenTeacher(BaseModule):
         in_checkpoint (bool): Write the teacher's weights into the
             checkpoints of the model that holds it. By default they are
             left out and come from ``checkpoint`` when the model is built.
+        clip_shape (Sequence[int], optional): ``(T, H, W)`` of the clips
+            the teacher is given (the train pipeline's ``HalluSampleFrames``
+            clip length and ``HalluSplitViews`` teacher scale). When set,
+            the model holding the teacher checks its target width when it
+            is built (shape inference, :meth:`output_width`); the first
+            batch checks it in any case.
 
     Example:
         The teacher of a HalluciNet config (``model.teacher``), built with
@@ -93,7 +185,8 @@ class FrozenTeacher(BaseModule):
                  layer: Optional[str] = None,
                  pool: str = 'avg',
                  max_missing_keys: int = 0,
-                 in_checkpoint: bool = False) -> None:
+                 in_checkpoint: bool = False,
+                 clip_shape: Optional[Sequence[int]] = None) -> None:
         super().__init__()
         if pool not in ('avg', 'max'):
             raise ValueError(f"teacher pool must be 'avg' or 'max', got "
@@ -102,6 +195,7 @@ class FrozenTeacher(BaseModule):
         self.layer = layer
         self.pool = pool
         self.in_checkpoint = in_checkpoint
+        self.clip_shape = tuple(clip_shape) if clip_shape else None
         if checkpoint is not None:
             self.load(checkpoint, max_missing_keys)
         else:
@@ -133,22 +227,29 @@ class FrozenTeacher(BaseModule):
             max_missing=max_missing,
             allow_unexpected=True)
 
-    def probe_width(self, clip_len: int = 16, size: int = 64
-                    ) -> Optional[int]:
-        """The width of :meth:`forward`'s output, from one zero clip; None
-        when the teacher does not take such a clip (fixed input sizes)."""
-        convs = [
-            m for m in self.model.modules()
-            if isinstance(m, (nn.Conv3d, nn.Conv2d))
-        ]
-        channels = convs[0].in_channels if convs else 3
-        clip = torch.zeros(1, 1, channels, clip_len, size, size)
-        try:
-            return int(self(clip).shape[-1])
-        except Exception as err:  # a probe: the first batch checks again
-            print_log(f'FrozenTeacher: width not probed ({err})',
-                      logger='current', level=logging.DEBUG)
-            return None
+    def output_width(self,
+                     clip_shape: Optional[Sequence[int]] = None) -> int:
+        """The width of :meth:`forward`'s output for clips of
+        ``clip_shape`` (default: the configured one), by shape inference
+        on the meta device: the teacher does not run.
+
+        Raises:
+            ValueError: No clip shape is known.
+            RuntimeError: The teacher does not take such clips (a
+                transformer's fixed clip length or resolution).
+        """
+        clip_shape = clip_shape or self.clip_shape
+        if clip_shape is None:
+            raise ValueError('FrozenTeacher.output_width needs a clip shape '
+                             '(T, H, W): teacher.clip_shape is not set')
+        state = {
+            name: torch.empty_like(value, device='meta')
+            for name, value in self.state_dict(keep_vars=True).items()
+        }
+        with torch.no_grad():
+            out = functional_call(self, state,
+                                  (_meta_clip(self.model, clip_shape), ))
+        return int(out.shape[-1])
 
     def train(self, mode: bool = True) -> 'FrozenTeacher':
         """Whatever ``mode``, the teacher stays in eval mode."""
@@ -164,28 +265,7 @@ class FrozenTeacher(BaseModule):
         Returns:
             Tensor: ``(N * S, D)``.
         """
-        captured = []
-        handle = None
-        if self.layer is not None:
-            modules = dict(self.model.named_modules())
-            if self.layer not in modules:
-                raise KeyError(f'teacher_layer {self.layer!r} is not a '
-                               'submodule of the teacher')
-            handle = modules[self.layer].register_forward_hook(
-                lambda module, args, out: captured.append(out))
-        try:
-            if hasattr(self.model, 'extract_feat'):
-                out, _ = self.model.extract_feat(clips, stage='backbone')
-            else:
-                # [N, S, C, T, H, W] -> [N * S, C, T, H, W]
-                out = self.model(clips.flatten(0, 1))
-        finally:
-            if handle is not None:
-                handle.remove()
-        if captured:
-            out = captured[0]
-        return reduce_to_vector(out, self.pool)
-
+        return teacher_features(self.model, clips, self.layer, self.pool)
 
 def drop_teacher_state(module: nn.Module, state_dict: Dict, prefix: str,
                        local_metadata: Dict) -> None:

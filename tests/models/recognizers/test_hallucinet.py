@@ -148,13 +148,34 @@ def test_cls_head_in_channels_mismatch_is_clear():
 
 
 def test_teacher_dim_mismatch_is_clear():
-    cfg = hallucinet_cfg()
-    cfg['hallu_head']['out_channels'] = 32
-    cfg['cls_head']['in_channels'] = 512 + 32
-    # Caught when the model is built (a probe clip through the teacher),
-    # not at the first iteration.
-    with pytest.raises(ValueError, match=r'hallu_head.out_channels=32 but '
-                       r'the teacher gives 64 features per clip'):
+
+    def wrong_width(**teacher_args):
+        cfg = hallucinet_cfg(teacher_args=teacher_args)
+        cfg['hallu_head']['out_channels'] = 32
+        cfg['cls_head']['in_channels'] = 512 + 32
+        return cfg
+
+    words = (r'hallu_head.out_channels=32 but the teacher gives 64 features '
+             r'per clip .*model.hallucination.teacher_dim')
+    # With the teacher's clip shape: caught when the model is built, by
+    # shape inference (the teacher does not run).
+    with pytest.raises(ValueError, match=words):
+        build(wrong_width(clip_shape=(8, 32, 32)))
+    # Without: at the first batch, before any optimizer step.
+    model = build(wrong_width())
+    data = model.data_preprocessor(make_batch(), training=True)
+    with pytest.raises(ValueError, match=words):
+        model(**data, mode='loss')
+
+
+def test_a_clip_shape_the_teacher_cannot_take_is_an_error_when_built():
+    # A transformer fixes its clip's resolution (32 px here).
+    cfg = hallucinet_cfg(teacher='timesformer',
+                         teacher_args=dict(clip_shape=(8, 16, 16)))
+    build(hallucinet_cfg(teacher='timesformer',
+                         teacher_args=dict(clip_shape=(8, 32, 32))))
+    with pytest.raises(ValueError, match=r'does not take clips of .*'
+                       r'\(8, 16, 16\) \(teacher.clip_shape\)'):
         build(cfg)
 
 
