@@ -42,7 +42,9 @@ def _edit_pipeline(pipeline: List[Dict], section: Dict, where: str) -> None:
         raise ValueError(
             f"{where}: the recipe samples clip_len={sampler['clip_len']} "
             'frames per segment; hallucination needs a 2D recipe with one '
-            f'frame per segment: {STUDENT_RECIPES}')
+            f'frame per segment: {STUDENT_RECIPES}. For C2D (a 2D '
+            'backbone run over clips), use the TSN recipe with the same '
+            'backbone')
     pipeline[samplers[0]] = dict(
         type='HalluSampleFrames',
         clip_len=section.get('clip_len', 16),

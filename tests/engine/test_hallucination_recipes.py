@@ -200,6 +200,35 @@ def test_runner_type_applies_the_section_up_front(setup, tmp_path):
     assert types.index('HalluSplitViews') == types.index('FormatShape') - 1
 
 
+def test_a_relative_teacher_path_means_the_same_under_both_tools(
+        setup, tmp_path, monkeypatch):
+    """``teacher='../teachers/t.py'`` is read next to the config that says
+    it, whether the plugin's tools apply the section up front or
+    mmaction2 1.1.0's ``Runner.from_cfg`` builds HalluciNet from it, and
+    whatever the working directory."""
+    os.makedirs(tmp_path / 'teachers')
+    os.makedirs(tmp_path / 'configs')
+    with open(tmp_path / 'teachers' / 't.py', 'w') as f:
+        f.write(f'_base_ = {TEACHER!r}\n')
+    config = str(tmp_path / 'configs' / 'child.py')
+    with open(config, 'w') as f:
+        f.write(CHILD.format(recipe=osp.join(RECIPES, STOCK['tsn'][0]),
+                             teacher='../teachers/t.py',
+                             ckpt=setup['ckpt']))
+    os.makedirs(tmp_path / 'a' / 'b')
+    monkeypatch.chdir(tmp_path / 'a' / 'b')  # no ../teachers here
+    options = data_options(setup, 'tsn', str(tmp_path / 'work'))
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(options)
+    apply_hallucination(cfg)  # the plugin's tools
+    assert cfg.model.hallu_head.out_channels == 64
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(options)
+    runner = Runner.from_cfg(cfg)  # mmaction2's tools/train.py
+    assert runner.model.hallu_head.out_channels == 64
+    assert runner.model.teacher is not None
+
+
 @pytest.fixture(scope='module')
 def tsn_bank(setup):
     """The feature bank of the TSN child config, built by the plugin's

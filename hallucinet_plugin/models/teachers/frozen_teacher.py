@@ -1,4 +1,5 @@
 import copy
+import inspect
 import logging
 import os.path as osp
 from typing import Dict, Optional, Sequence, Union
@@ -42,6 +43,13 @@ def build_teacher(teacher: Union[str, ConfigType]) -> nn.Module:
     # normalised by HalluciNetDataPreprocessor (its values are kept, for
     # HalluciNet's check of that view).
     own = teacher.pop('data_preprocessor', None)
+    kind = teacher.get('type')
+    cls = MODELS.get(kind) if isinstance(kind, str) else kind
+    param = inspect.signature(cls).parameters.get('data_preprocessor') \
+        if isinstance(cls, type) else None
+    if param is not None and param.default is inspect.Parameter.empty:
+        # RecognizerOmni requires one: a plain one, never used.
+        teacher['data_preprocessor'] = dict(type='ActionDataPreprocessor')
     # mmaction2's recognizers build their default preprocessor through
     # mmengine's registry, which needs the scope outside a Runner.
     with DefaultScope.overwrite_default_scope('mmaction'):
@@ -84,7 +92,12 @@ def teacher_features(model: nn.Module,
         if hasattr(model, 'extract_feat'):
             stage = 'neck' if layer and layer.startswith('neck') else \
                 'backbone'
-            out, _ = model.extract_feat(clips, stage=stage)
+            out = model.extract_feat(clips, stage=stage)
+            # (features, kwargs) from mmaction2's recognizers; features
+            # alone from RecognizerOmni (OmniSource).
+            if isinstance(out, tuple) and len(out) == 2 \
+                    and isinstance(out[1], dict):
+                out = out[0]
         else:
             # [N, S, C, T, H, W] -> [N * S, C, T, H, W]
             out = model(clips.flatten(0, 1))
@@ -114,12 +127,14 @@ def build_teacher_for_shapes(model: ConfigType) -> nn.Module:
     random generator, then moved."""
     try:
         with torch.device('meta'):
-            return build_teacher(model)
+            built = build_teacher(model)
     except RuntimeError:
         # Transformers compute drop-path rates with Tensor.item() when they
         # are built, which the meta device cannot.
         with torch.random.fork_rng(devices=[]):
-            return build_teacher(model).to('meta')
+            built = build_teacher(model).to('meta')
+    # As FrozenTeacher runs it (BatchNorm would refuse one-value batches).
+    return built.eval()
 
 
 def inferred_width(model: nn.Module,
@@ -218,14 +233,21 @@ class FrozenTeacher(BaseModule):
             max_missing (int): Missing keys allowed outside the teacher's
                 classifier.
         """
-        load_checkpoint_into(
-            self.model,
-            filename,
-            key_name='teacher.checkpoint',
-            what="the trained teacher's checkpoint",
-            optional=_UNUSED_TEACHER_PREFIXES,
-            max_missing=max_missing,
-            allow_unexpected=True)
+        try:
+            load_checkpoint_into(
+                self.model,
+                filename,
+                key_name='teacher.checkpoint',
+                what="the trained teacher's checkpoint",
+                optional=_UNUSED_TEACHER_PREFIXES,
+                max_missing=max_missing,
+                allow_unexpected=True)
+        except ValueError as err:
+            raise ValueError(
+                f'{err}. A teacher adapted in its config (a '
+                'model.hallucination.teacher_cfg_options such as img_size, '
+                'num_frames or depth) needs a checkpoint trained with the '
+                'same settings') from err
 
     def output_width(self,
                      clip_shape: Optional[Sequence[int]] = None) -> int:

@@ -31,8 +31,11 @@ def resolve_config_path(path: str, relative_to: Optional[str] = None) -> str:
         if relative_to and not osp.isabs(path) \
                 and not path.startswith('mmaction::'):
             tried.insert(0, osp.join(osp.dirname(relative_to), path))
-        raise FileNotFoundError(f'config not found: {path} (tried '
-                                f"{', '.join(tried)})")
+        tried = list(dict.fromkeys(tried))
+        raise FileNotFoundError(
+            f"config not found: {path} (tried {', '.join(tried)}; a "
+            'relative path is read next to the config file that names it, '
+            'then in the working directory)')
     return resolved
 
 
@@ -50,7 +53,8 @@ def merge_cfg_options(cfg: Config, options: Dict, key: str) -> None:
         raise TypeError(f'{key} must be a dict of dotted keys, got '
                         f'{type(options).__name__}')
     tree = cfg.to_dict()
-    for name in options:
+    options = dict(options)
+    for name, value in options.items():
         node = tree
         parts = str(name).split('.')
         for depth, part in enumerate(parts[:-1]):
@@ -65,7 +69,11 @@ def merge_cfg_options(cfg: Config, options: Dict, key: str) -> None:
                     f"{'.'.join(parts[:depth + 1])!r} to set "
                     f'{parts[-1]!r} in (keys start at the config root, '
                     "e.g. 'model.backbone.img_size')")
-    cfg.merge_from_dict(dict(options))
+        if isinstance(value, dict) and isinstance(node, dict) \
+                and not isinstance(node.get(parts[-1]), dict):
+            # A dict replacing a name (Swin's arch='tiny' by its parts).
+            options[name] = dict(value, _delete_=True)
+    cfg.merge_from_dict(options)
 
 
 def declared_clip(cfg: Config) -> Dict:
