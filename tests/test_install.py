@@ -118,6 +118,15 @@ def test_own_config_with_custom_imports(installed, tmp_path):
     assert name == 'HalluciNet' and path.startswith(installed['site'])
 
 
+def test_benchmark_tool_runs_from_the_checkout(installed):
+    """``tools/benchmark.py`` imports its harness from
+    ``tools/analysis_tools/`` beside it and the installed package, with no
+    path edits and no ``demo/`` import."""
+    proc = _run(['tools/benchmark.py', '--help'], installed['user'],
+                installed['env'])
+    assert '--preset' in proc.stdout and 'efficient-mobile' in proc.stdout
+
+
 def test_demo_entry_point_runs_from_the_checkout(installed):
     proc = _run(['tools/demo.py', '--help'], installed['user'],
                 installed['env'])

@@ -26,8 +26,9 @@ Examples::
         --generated 24
 
 Writes ``benchmark.md`` and ``benchmark.json`` to ``--out`` and prints the
-Markdown. See ``hallucinet_plugin/deploy/cost.py`` for what is measured
-and how.
+Markdown. The measurements are ``tools/analysis_tools/``'s, over the
+package's cost primitives (``hallucinet_plugin/deploy/cost.py``: what is
+measured and how).
 """
 import argparse
 import json
@@ -35,27 +36,17 @@ import os
 import os.path as osp
 import sys
 
-# The checkout the presets' config paths are relative to; also lets the
-# tool run from a source checkout without installing.
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO)
 # The profiler that measures CPU memory logs every start and stop (and a
-# missing GPU) to stderr; read once, when torch loads.
+# missing GPU) to stderr unless this is set before it first starts.
 os.environ.setdefault('KINETO_LOG_LEVEL', '6')
 
 import torch
 from mmengine.config import DictAction
 
-from hallucinet_plugin.deploy.bank_benchmark import (
-    bank_benchmark,
-    format_bank_report,
-)
-from hallucinet_plugin.deploy.benchmark import benchmark
-from hallucinet_plugin.deploy.benchmark_report import (
-    format_report,
-    write_report,
-)
-from hallucinet_plugin.deploy.presets import PRESETS, preset_configs
+from analysis_tools.bank_benchmark import bank_benchmark, format_bank_report
+from analysis_tools.benchmark import benchmark
+from analysis_tools.benchmark_report import format_report, write_report
+from analysis_tools.presets import PRESETS, preset_configs
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -242,7 +233,7 @@ def main_training(args: argparse.Namespace) -> dict:
         print(msg, file=sys.stderr, flush=True)
 
     if args.generated:
-        from demo.bank_benchmark_data import prepare_generated
+        from analysis_tools.bank_benchmark_data import prepare_generated
         *configs, store, generated = prepare_generated(
             *configs,
             work_dir=osp.join(out, 'generated'),
@@ -271,8 +262,9 @@ def main_training(args: argparse.Namespace) -> dict:
 
 
 def main_bank_scale(args: argparse.Namespace) -> list:
-    from analysis_tools.bank_scale import bank_scale, format_bank_scale
     from mmengine.registry import init_default_scope
+
+    from analysis_tools.bank_scale import bank_scale, format_bank_scale
     init_default_scope('mmaction')
     out = args.out or osp.join('work_dirs', 'benchmark', 'bank_scale')
     os.makedirs(out, exist_ok=True)
@@ -306,7 +298,7 @@ def main(argv=None) -> dict:
     configs = args.configs
     student_size, teacher_shape = args.student_size, args.teacher_shape
     if args.preset:
-        preset = preset_configs(args.preset, REPO)
+        preset = preset_configs(args.preset)
         configs = preset['configs']
         student_size = student_size or preset['student_size']
         teacher_shape = teacher_shape or preset['teacher_shape']

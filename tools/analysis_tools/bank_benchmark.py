@@ -27,14 +27,14 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from ..feature_bank import (
+from hallucinet_plugin.feature_bank import (
     bank_settings,
     build_frozen_teacher,
     collect_videos,
     extract_teacher_features,
     use_teacher_bank,
 )
-from ..utils.report import markdown_table
+from hallucinet_plugin.utils.report import markdown_table
 
 
 def training_speed(cfg: Config,

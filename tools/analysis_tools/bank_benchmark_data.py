@@ -6,7 +6,8 @@ run at the vanilla student's speed, does extraction keep the teacher busy?
 Measured with the demo's 4-ms teacher on 2 cores, decoding hides the
 answer; measured with the paper's configs, it needs UCF101 and Hara's
 checkpoint. This prepares what the measurement needs instead, with no
-download: ``N`` short videos from the demo's generator at a chosen size,
+download: ``N`` short videos from the demo's generator
+(``tools/generate_demo_data.py``, run as the user would) at a chosen size,
 both configs' training data pointed at them, a teacher checkpoint of
 random weights (timing does not depend on the weights) when the config's
 own does not exist, students without pretrained weights (no download), and
@@ -14,15 +15,38 @@ the bank of that teacher over the videos.
 """
 import os
 import os.path as osp
+import subprocess
+import sys
 from typing import Callable, Dict, Tuple
 
 import torch
 from mmengine.config import Config
 
-from demo.demo_data import generate_demo_dataset
 from hallucinet_plugin.deploy.spec import without_pretrained
 from hallucinet_plugin.feature_bank import extract_teacher_features
 from hallucinet_plugin.models.teachers import build_teacher
+
+# The demo's generator, a sibling tool.
+GENERATOR = osp.join(
+    osp.dirname(osp.dirname(osp.abspath(__file__))), 'generate_demo_data.py')
+
+
+def generate_videos(data_root: str, num_videos: int, num_frames: int,
+                    size: int) -> None:
+    """``num_videos`` videos in the ``train`` split of a demo dataset at
+    ``data_root`` (one in each other split), made by
+    ``tools/generate_demo_data.py`` in a subprocess."""
+    cmd = [
+        sys.executable, GENERATOR, data_root, '--num-teacher-videos', '1',
+        '--num-train-videos',
+        str(num_videos), '--num-val-videos', '1', '--num-frames',
+        str(num_frames), '--size',
+        str(size), '--overwrite', '--no-progress'
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f'{" ".join(cmd)} failed ({proc.returncode}):\n'
+                           f'{proc.stdout[-2000:]}{proc.stderr[-3000:]}')
 
 
 def point_train_data(cfg: Config, data_root: str) -> None:
@@ -73,15 +97,7 @@ def prepare_generated(vanilla: Config,
     data_root = osp.join(work_dir, 'data')
     log(f'generated videos: {num_videos} x {num_frames} frames of '
         f'{size}x{size} in {data_root}')
-    generate_demo_dataset(
-        data_root,
-        num_teacher_videos=1,
-        num_train_videos=num_videos,
-        num_val_videos=1,
-        num_frames=num_frames,
-        size=size,
-        overwrite=True,
-        progress=False)
+    generate_videos(data_root, num_videos, num_frames, size)
     for cfg in (vanilla, online):
         point_train_data(cfg, data_root)
         # Timing does not depend on the weights: nothing is downloaded.

@@ -1,6 +1,6 @@
 """The benchmark of ``tools/benchmark.py``: students against their teachers
-and their vanilla twins, each deploy module measured as described in
-:mod:`hallucinet_plugin.deploy.cost`."""
+and their vanilla twins, each deploy module measured with the package's
+cost primitives (:mod:`hallucinet_plugin.deploy.cost`)."""
 import copy
 import datetime
 import gc
@@ -16,8 +16,7 @@ from mmaction.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from ..utils.config import load_config
-from .cost import (
+from hallucinet_plugin.deploy.cost import (
     FLOP_COUNTER,
     count_flops,
     count_parameters,
@@ -27,20 +26,22 @@ from .cost import (
     summarize_cost,
     tensor_bytes,
 )
-from .deploy_model import (
+from hallucinet_plugin.deploy.deploy_model import (
     DeployModel,
     TeacherDeployModel,
     build_student,
     quiet_logger,
 )
-from .onnx_export import export_module, onnx_session
-from .presets import preset_configs
-from .spec import (
+from hallucinet_plugin.deploy.onnx_export import export_module, onnx_session
+from hallucinet_plugin.deploy.spec import (
     resolve_size,
     student_input_spec,
     teacher_input_spec,
     without_pretrained,
 )
+from hallucinet_plugin.utils.config import load_config
+
+from .presets import CHECKOUT, preset_configs
 
 
 # ------------------------------------------------------------ what to run
@@ -288,15 +289,9 @@ def _measure_onnx(job, module, one, many, device, warmup, repeats,
         out = export_module(module.cpu(), one.cpu(),
                             osp.join(tmp, 'model.onnx'))
         module.to(device)
-        session = onnx_session(out, device.type)
         one_np, many_np = one.cpu().numpy(), many.cpu().numpy()
-
-        def run(x):
-            return session.run(None, {'imgs': x})
-
-        b1 = measure_latency(run, one_np, warmup=warmup, repeats=repeats)
-        bn = measure_latency(
-            run, many_np, warmup=batch_warmup, repeats=batch_repeats)
+        run, b1, bn = _time_session(out, device, one_np, many_np, warmup,
+                                    repeats, batch_warmup, batch_repeats)
         # The same batch-1 input through PyTorch and onnxruntime, timed
         # interleaved: their ratio is robust to a busy machine.
         paired = measure_latency_ratio(
@@ -320,13 +315,28 @@ def _measure_onnx(job, module, one, many, device, warmup, repeats,
         onnx_vs_torch_best=paired['best'])
 
 
+def _time_session(path, device, one, many, warmup, repeats, batch_warmup,
+                  batch_repeats) -> Tuple[Callable, Dict, Dict]:
+    """An onnxruntime session of the file at ``path``, as a function of the
+    input array, and its latency at batch 1 (``one``) and ``len(many)``."""
+    session = onnx_session(path, device.type)
+
+    def run(x):
+        return session.run(None, {'imgs': x})
+
+    b1 = measure_latency(run, one, warmup=warmup, repeats=repeats)
+    bn = measure_latency(
+        run, many, warmup=batch_warmup, repeats=batch_repeats)
+    return run, b1, bn
+
+
 def _measure_int8(float_file, run_float, one, many, warmup, repeats,
                   batch_warmup, batch_repeats, device, log) -> Dict:
     """The INT8 model of an export (:func:`quantize_int8`, calibrated on
     the benchmark's random pixels: the speed of an INT8 graph does not
     depend on its calibration): latency at batch 1 and ``len(many)``, its
     ratio to the float model's (timed interleaved), file sizes."""
-    from .quantize import quantize_int8
+    from hallucinet_plugin.deploy.quantize import quantize_int8
     log(f'[{device.type}] INT8 quantisation and onnxruntime')
     # One prediction's frames (F, 3, H, W) per calibration sample.
     calib = [
@@ -336,14 +346,8 @@ def _measure_int8(float_file, run_float, one, many, warmup, repeats,
     int8_file = osp.splitext(float_file)[0] + '.int8.onnx'
     quantize_int8(float_file, int8_file,
                   [c if c.ndim == 4 else c[0] for c in calib])
-    session = onnx_session(int8_file, device.type)
-
-    def run(x):
-        return session.run(None, {'imgs': x})
-
-    b1 = measure_latency(run, one, warmup=warmup, repeats=repeats)
-    bn = measure_latency(
-        run, many, warmup=batch_warmup, repeats=batch_repeats)
+    run, b1, bn = _time_session(int8_file, device, one, many, warmup,
+                                repeats, batch_warmup, batch_repeats)
     paired = measure_latency_ratio(
         lambda: run_float(one), lambda: run(one), warmup=warmup,
         repeats=repeats)
@@ -465,7 +469,7 @@ def benchmark(configs: Sequence[Union[str, Tuple[str, Config]]],
 
 
 def reference_cost(preset: str,
-                   root: str,
+                   root: str = CHECKOUT,
                    warmup: int = 2,
                    repeats: int = 5,
                    log: Callable = print) -> Dict:

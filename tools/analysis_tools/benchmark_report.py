@@ -6,7 +6,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from ..utils.report import markdown_table
+from hallucinet_plugin.utils.report import markdown_table
 
 
 # -------------------------------------------------------------- reporting

@@ -1,21 +1,17 @@
-"""The cost benchmark: the tool on a tiny config, and its parts."""
+"""The cost benchmark (``tools/benchmark.py`` over
+``tools/analysis_tools/benchmark.py``): the tool on a tiny config, the
+plans of the presets."""
 import json
 import math
 import os.path as osp
 
 import pytest
-import torch
 from mmengine.config import Config
 
-from hallucinet_plugin.deploy.benchmark import plan_jobs
-from hallucinet_plugin.deploy.cost import (
-    count_flops,
-    measure_latency_ratio,
-    measure_peak_memory,
-)
-from hallucinet_plugin.deploy.presets import preset_configs
 from hallucinet_plugin.utils.config import load_config
 from tests.conftest import REPO, frozen_tiny_teacher, run_tool
+from tools.analysis_tools.benchmark import _describe_teacher, plan_jobs
+from tools.analysis_tools.presets import PRESETS, preset_configs
 
 STUDENT_DIM, TEACHER_DIM, NUM_CLASSES = 96, 16, 3
 
@@ -145,43 +141,26 @@ def test_benchmark_tool(tmp_path):
         'torch.utils.flop_counter.FlopCounterMode')
 
 
-def test_peak_memory_cpu():
-    """Three 4 MiB tensors alive at once: a 12 MiB peak."""
-    n = 2**20  # float32: 4 MiB
-
-    def fn():
-        a = torch.ones(n)
-        b = torch.ones(n)
-        c = a + b
-        return c.sum()
-
-    peak = measure_peak_memory(fn)
-    assert 12 * 2**20 <= peak < 12.5 * 2**20
+@pytest.mark.parametrize('name', sorted(PRESETS))
+def test_presets_name_configs_of_this_checkout(name):
+    """By default a preset's paths are under the checkout the tools are
+    in, and every config it names exists there."""
+    preset = preset_configs(name)
+    assert preset == preset_configs(name, REPO)
+    for path in preset['configs']:
+        assert path.startswith(osp.join(REPO, 'configs', ''))
+        assert osp.isfile(path), path
 
 
-def test_flops_of_linear():
-    layer = torch.nn.Linear(10, 4)
-    assert count_flops(layer, torch.ones(3, 10)) == 2 * 3 * 10 * 4
-
-
-def test_latency_ratio_interleaves():
-    calls = []
-
-    def ref(x):
-        calls.append('ref')
-
-    def new(x):
-        calls.append('new')
-
-    res = measure_latency_ratio(ref, new, 0, warmup=1, repeats=4)
-    assert calls == ['ref', 'new'] + ['ref', 'new', 'new', 'ref'] * 2
-    assert set(res) >= {'median', 'iqr', 'min', 'max', 'ref_ms', 'ms',
-                        'best'}
-    assert res['min'] <= res['median'] <= res['max']
+def test_preset_refusals(tmp_path):
+    with pytest.raises(KeyError, match="unknown preset 'nope'"):
+        preset_configs('nope')
+    with pytest.raises(FileNotFoundError, match="preset 'paper' needs"):
+        preset_configs('paper', str(tmp_path))
 
 
 def _named(preset):
-    paths = preset_configs(preset, REPO)['configs']
+    paths = preset_configs(preset)['configs']
     return [(osp.splitext(osp.basename(p))[0], load_config(p))
             for p in paths]
 
@@ -189,7 +168,7 @@ def _named(preset):
 def test_demo_preset_plan():
     """Fused and direct use the vanilla config of the run; 2f (two frames)
     gets its vanilla twin; the four share one teacher."""
-    preset = preset_configs('demo', REPO)
+    preset = preset_configs('demo')
     jobs = plan_jobs(_named('demo'), preset['student_size'],
                      preset['teacher_shape'])
     by_name = {job.name: job for job in jobs}
@@ -223,7 +202,6 @@ def test_paper_preset_plan():
 
 
 def test_teacher_named_by_depth_and_blocks():
-    from hallucinet_plugin.deploy.benchmark import _describe_teacher
     assert _describe_teacher(dict(type='ResNet3d', depth=18)) == 'ResNet3d-18'
     assert _describe_teacher(
         dict(type='Recognizer3D',
@@ -237,7 +215,7 @@ def test_teacher_named_by_depth_and_blocks():
 def test_efficient_presets_plan(preset, size):
     """Five timm students, each with its vanilla twin, one shared paper
     teacher at 16x112x112."""
-    info = preset_configs(preset, REPO)
+    info = preset_configs(preset)
     jobs = plan_jobs(_named(preset), info['student_size'],
                      info['teacher_shape'])
     roles = [job.role for job in jobs]
@@ -251,8 +229,8 @@ def test_efficient_presets_plan(preset, size):
 
 
 @pytest.mark.parametrize(
-    'path', preset_configs('efficient', REPO)['configs'] +
-    preset_configs('demo-reference', REPO)['configs'])
+    'path', preset_configs('efficient')['configs'] +
+    preset_configs('demo-reference')['configs'])
 def test_efficient_student_widths(path):
     """Each config's student_dim is its timm model's pre-logit width (the
     build checks hallu_head.in_channels against the built student)."""
@@ -264,42 +242,3 @@ def test_efficient_student_widths(path):
     model['backbone'] = dict(model['backbone'], pretrained=False)
     built = MODELS.build(model)
     assert built.hallu_head.in_channels == cfg.student_dim
-
-
-@pytest.mark.slow
-def test_training_benchmark_on_generated_videos(tmp_path):
-    """``--training --generated``: configs whose data and teacher checkpoint
-    are not here (the demo's, outside a demo run) are measured on generated
-    videos with a random-weight teacher checkpoint and a freshly extracted
-    bank; both ratios come with their round-to-round spread."""
-    demo = osp.join(REPO, 'configs', 'demo')
-    vanilla = osp.join(demo, 'vanilla_resnet10t_adam-10e_demo.py')
-    online = osp.join(demo, 'hallucinet_resnet10t_r3d-tiny_adam-10e_demo.py')
-    assert not osp.exists(load_config(online).model.teacher.checkpoint)
-    out = tmp_path / 'training'
-    options = ['train_dataloader.num_workers=0',
-               'train_dataloader.persistent_workers=False',
-               'train_dataloader.batch_size=2']
-    proc = run_tool('tools/benchmark.py', '--training', vanilla, online,
-                    '--generated', '3', '--generated-size', '64',
-                    '--generated-frames', '20', '--iters', '2', '--rounds',
-                    '2', '--out', str(out), '--cfg-options', *options)
-    result = json.loads((out / 'training.json').read_text())
-    made = result['generated']
-    assert made['random'] and made['videos'] == 3
-    assert osp.isfile(made['teacher_ckpt'])
-    assert len(list((out / 'generated' / 'data' / 'videos').rglob('*.mp4'))) \
-        == 3 + 1 + 1  # train, plus one teacher_train and one val video
-    for name, rounds in result['ratio_rounds'].items():
-        assert len(rounds) == 2, name
-    ext = result['extraction']
-    # 20 frames, 16-frame windows every 4: windows at 0 and 4, per video.
-    assert ext['clips'] == 3 * 2 and ext['videos'] == 3
-    assert len(ext['rounds']) == 2
-    low = min(result['ratio_rounds']['feature bank / vanilla'])
-    assert f'| feature bank / vanilla | ' \
-        f"{result['ratios']['feature bank / vanilla']:.2f} | {low:.2f}-" \
-        in proc.stdout
-    # --generated only measures training.
-    assert '--generated goes with --training' in run_tool(
-        'tools/benchmark.py', '--generated', '3', online, check=False).stderr

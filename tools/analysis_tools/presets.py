@@ -3,6 +3,9 @@ at which input sizes."""
 import os.path as osp
 from typing import Dict
 
+# The checkout these tools are part of: the presets name its configs.
+CHECKOUT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
 # name -> configs (relative to the repository) and input sizes where the
 # configs' pipelines do not fix them. Weights are random (no download, no
 # checkpoint); the teacher's checkpoint is loaded only if it exists.
@@ -72,13 +75,16 @@ PRESETS = {
 }
 
 
-def preset_configs(name: str, root: str) -> Dict:
+def preset_configs(name: str, root: str = CHECKOUT) -> Dict:
     """A preset's config paths and input sizes.
 
     Args:
         name (str): A key of :data:`PRESETS`.
-        root (str): The directory its config paths are relative to (a
-            source checkout: ``tools/benchmark.py`` passes its own).
+        root (str): The directory its config paths are relative to
+            (default: the checkout these tools are in).
+
+    Returns:
+        dict: The preset's entry, ``configs`` as paths under ``root``.
     """
     if name not in PRESETS:
         raise KeyError(f'unknown preset {name!r}; choose from '
