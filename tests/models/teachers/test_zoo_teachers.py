@@ -5,7 +5,8 @@ as a teacher (3D) or as a student recipe (2D), through the
 A teacher family is shrunk only with ``teacher_cfg_options`` (what a user
 would do) and checked end to end at a tiny size: its width inferred on the
 meta device equals what the real teacher gives, one hallucination training
-step, and the feature bank's writer and reader on its output. A student
+step, one feature bank extraction from mmaction2's TSN recipe with the
+section, and the bank check that training from it does. A student
 family either becomes HalluciNet or is refused up front naming the way
 forward. A family that a new mmaction2 release adds fails here until it
 has a row.
@@ -25,14 +26,14 @@ from mmengine.registry import init_default_scope
 
 import hallucinet_plugin  # noqa: F401
 from hallucinet_plugin.engine.hallucination import apply_hallucination
+from hallucinet_plugin.feature_bank.extraction import extract_teacher_features
 from hallucinet_plugin.feature_bank.store import FeatureBank
 from hallucinet_plugin.models.recognizers.hallucination_section import (
     _has_tin_shift,
     apply_section,
 )
 from hallucinet_plugin.utils import set_gt_label
-from tests.conftest import REPO
-from tests.datasets.transforms.test_load_teacher_features import write_bank
+from tests.conftest import REPO, make_video_dataset
 
 RECOGNITION = osp.join(
     osp.dirname(mmaction.__file__), '.mim', 'configs', 'recognition')
@@ -47,11 +48,15 @@ TEACHERS = {
     }, (16, 48, 48)),
     'csn': ('ipcsn_r152_32x2x1-180e_kinetics400-rgb.py', {
         'model.backbone.depth': 50,
+        'model.backbone.base_channels': 8,
     }, (4, 32, 32)),
     'i3d': ('i3d_imagenet-pretrained-r50-heavy_8xb8-32x2x1-100e_'
-            'kinetics400-rgb.py', {}, (4, 32, 32)),
+            'kinetics400-rgb.py', {
+                'model.backbone.base_channels': 8,
+            }, (4, 32, 32)),
     'mvit': ('mvit-base-p244_32x3x1_kinetics400-rgb.py', {
-        'model.backbone.arch': 'tiny',
+        'model.backbone.arch': dict(embed_dims=16, num_layers=2,
+                                    num_heads=1, downscale_indices=[1]),
         'model.backbone.temporal_size': 4,
         'model.backbone.spatial_size': 32,
     }, (4, 32, 32)),
@@ -59,11 +64,15 @@ TEACHERS = {
                    'rgb.py', {}, (4, 32, 32)),
     'r2plus1d': ('r2plus1d_r34_8xb8-8x8x1-180e_kinetics400-rgb.py', {
         'model.backbone.depth': 18,
+        'model.backbone.base_channels': 8,
     }, (4, 32, 32)),
-    'slowfast': ('slowfast_r50_8xb8-4x16x1-256e_kinetics400-rgb.py', {},
-                 (8, 32, 32)),
-    'slowonly': ('slowonly_r50_8xb16-4x16x1-256e_kinetics400-rgb.py', {},
-                 (4, 32, 32)),
+    'slowfast': ('slowfast_r50_8xb8-4x16x1-256e_kinetics400-rgb.py', {
+        'model.backbone.slow_pathway.base_channels': 16,
+        'model.backbone.fast_pathway.base_channels': 2,
+    }, (8, 32, 32)),
+    'slowonly': ('slowonly_r50_8xb16-4x16x1-256e_kinetics400-rgb.py', {
+        'model.backbone.base_channels': 8,
+    }, (4, 32, 32)),
     'swin': ('swin-tiny-p244-w877_in1k-pre_8xb8-amp-32x2x1-30e_'
              'kinetics400-rgb.py', {
                  'model.backbone.pretrained': None,
@@ -79,8 +88,9 @@ TEACHERS = {
         'model.backbone.img_size': 32,
         'model.backbone.num_transformer_layers': 1,
     }, (4, 32, 32)),
-    'tpn': ('tpn-slowonly_r50_8xb8-8x8x1-150e_kinetics400-rgb.py', {},
-            (4, 32, 32)),
+    'tpn': ('tpn-slowonly_r50_8xb8-8x8x1-150e_kinetics400-rgb.py', {
+        'model.backbone.base_channels': 8,
+    }, (4, 32, 32)),
     'uniformer': ('uniformer-small_imagenet1k-pre_16x4x1_kinetics400-'
                   'rgb.py', {
                       'model.backbone.depth': (1, 1, 1, 1),
@@ -106,7 +116,10 @@ TEACHERS = {
                        'model.backbone.num_frames': 4,
                        'model.backbone.depth': 1,
                    }, (4, 32, 32)),
-    'x3d': ('x3d_s_13x6x1_facebook-kinetics400-rgb.py', {}, (4, 32, 32)),
+    'x3d': ('x3d_s_13x6x1_facebook-kinetics400-rgb.py', {
+        'model.backbone.gamma_w': 0.5,
+        'model.backbone.gamma_d': 0.5,
+    }, (4, 32, 32)),
 }
 # 2D recipe families: None when the section supports them, else the words
 # of their refusal (which names the way forward).
@@ -168,21 +181,43 @@ def test_every_family_has_a_row_here_and_in_the_docs():
         f'docs/user_guides/teachers.md has no row for {sorted(undocumented)}')
 
 
-def section_model(family: str) -> dict:
+@pytest.fixture(scope='module')
+def video(tmp_path_factory):
+    """One 24-frame 32 px video and its list, for the extractions."""
+    return make_video_dataset(str(tmp_path_factory.mktemp('zoo')),
+                              num_videos=1)
+
+
+def section(family: str, **extra) -> dict:
+    """The ``model.hallucination`` section a user writes for ``family``'s
+    zoo teacher, shrunk with ``teacher_cfg_options``."""
     config, options, (clip_len, height, width) = TEACHERS[family]
-    section = dict(
+    return dict(
         teacher=f'mmaction::recognition/{family}/{config}',
         teacher_cfg_options=options,
         clip_len=clip_len,
         teacher_scale=(height, width),
-        random_teacher=True,
-        loss_weight=1.0)
-    return apply_section(STUDENT, section, f'{family} teacher')
+        loss_weight=1.0,
+        **extra)
+
+
+def recipe_config(video: dict, hallucination: dict) -> Config:
+    """mmaction2's TSN recipe with ``hallucination`` and the data paths a
+    user would pass with ``--cfg-options``."""
+    cfg = Config.fromfile(osp.join(RECOGNITION, 'tsn', STUDENTS['tsn'][0]))
+    cfg.merge_from_dict({
+        'train_dataloader.dataset.ann_file': video['ann_file'],
+        'train_dataloader.dataset.data_prefix.video': video['video_dir'],
+        'model.backbone.pretrained': None,
+    })
+    cfg.model.hallucination = hallucination
+    return cfg
 
 
 @pytest.mark.parametrize('family', sorted(TEACHERS))
-def test_zoo_teacher(family, tmp_path):
-    args = section_model(family)
+def test_zoo_teacher(family, video, tmp_path):
+    args = apply_section(STUDENT, section(family, random_teacher=True),
+                         f'{family} teacher')
     torch.manual_seed(0)
     init_default_scope('mmaction')
     # Without init_weights: a teacher without a checkpoint would fetch its
@@ -192,7 +227,8 @@ def test_zoo_teacher(family, tmp_path):
     data = model.data_preprocessor(batch(clip_shape), training=True)
     # The width inferred on the meta device is what the teacher gives.
     target = model.teacher(data['inputs']['teacher_imgs'])
-    assert target.shape == (2, args['hallu_head']['out_channels'])
+    width = args['hallu_head']['out_channels']
+    assert target.shape == (2, width)
     assert torch.isfinite(target).all()
     # One hallucination step: the student learns, the teacher does not.
     teacher_before = [p.clone() for p in model.teacher.parameters()]
@@ -202,11 +238,24 @@ def test_zoo_teacher(family, tmp_path):
     assert torch.isfinite(losses['loss_hallu'])
     assert all(torch.equal(a, b) for a, b in
                zip(teacher_before, model.teacher.parameters()))
-    # Its target through the feature bank's writer and reader.
-    # (12 frames, 8-frame windows every 4: two windows, one per clip.)
-    store = write_bank(tmp_path / 'bank', {'v.mp4': (12, target.numpy())})
-    total, read = FeatureBank(store).get('v.mp4')
-    np.testing.assert_array_equal(read, target.numpy())
+    # One bank extraction from the recipe's config (the teacher's random
+    # weights as its checkpoint), then the check that training from it
+    # runs.
+    ckpt = str(tmp_path / 'teacher.pth')
+    torch.save(dict(state_dict=model.teacher.model.state_dict()), ckpt)
+    cfg = recipe_config(video, section(family, teacher_ckpt=ckpt))
+    # As tools/extract_teacher_features.py: the section applied first.
+    apply_hallucination(cfg, switch_bank=False)
+    store = str(tmp_path / 'bank')
+    # (A window every 16 frames: one or two of the video's 24.)
+    extract_teacher_features(cfg, store, stride=16, dtype='float32',
+                             workers=0, device='cpu', progress=False)
+    total, feats = FeatureBank(store).get('video_000.mp4')
+    assert total == 24 and feats.shape[1] == width
+    assert np.isfinite(feats).all()
+    cfg = recipe_config(video, section(family, teacher_ckpt=ckpt,
+                                       bank=store))
+    assert apply_hallucination(cfg) is not None
 
 
 @pytest.mark.parametrize('family', sorted(STUDENTS) + ['tpn-tsm'])
