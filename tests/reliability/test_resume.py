@@ -28,7 +28,7 @@ from reliability_utils import (
     write_config,
 )
 
-import hallucinet_plugin  # noqa: F401  (weights_only allowlist)
+import hallucinet_plugin  # noqa: F401  (registers the plugin's modules)
 from tests.conftest import make_video_dataset
 from tests.utils.forged_pickles import array_of, object_field_dtype
 
