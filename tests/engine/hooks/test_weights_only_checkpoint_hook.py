@@ -10,16 +10,13 @@ import torch
 import torch.nn as nn
 from mmengine.logging import HistoryBuffer
 from mmengine.model import BaseModel
-from mmengine.runner import Runner
+from mmengine.runner import CheckpointLoader, Runner
+from mmengine.runner import checkpoint as mmengine_checkpoint
 
 from hallucinet_plugin.engine.hooks.weights_only_checkpoint_hook import (
     WeightsOnlyCheckpointHook,
 )
-from hallucinet_plugin.utils import (
-    from_plain,
-    sanitize_checkpoint,
-    use_safe_checkpoint_loaders,
-)
+from hallucinet_plugin.utils import from_plain, sanitize_checkpoint
 
 NUM_ITERS = 4  # per epoch
 _names = itertools.count()
@@ -131,8 +128,10 @@ def test_checkpoint_written_without_the_hook(first_epoch, tmp_path):
         torch.save(from_plain(torch.load(path)), legacy)
     with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer'):
         torch.load(legacy)
-    # As the plugin's tools and HalluciNetRunner read checkpoints.
-    use_safe_checkpoint_loaders()
+    # mmengine's own local loader, as in a process where nothing put the
+    # plugin's in place: the hook does, before the Runner reads.
+    CheckpointLoader.register_scheme(
+        '', mmengine_checkpoint.load_from_local, force=True)
     with pytest.raises(RuntimeError) as info:
         runner(tmp_path / 'refused', 2, resume_from=legacy).train()
     message = str(info.value)
