@@ -1,17 +1,19 @@
-"""Rewrite a checkpoint so that plain ``torch.load(weights_only=True)`` loads
-it: mmengine's message hub objects become dicts, tensors and Python scalars.
+"""Convert, once, a checkpoint written without ``WeightsOnlyCheckpointHook``
+so that plain ``torch.load(weights_only=True)`` loads it: mmengine's message
+hub objects become dicts, tensors and Python scalars.
 
-A checkpoint written without ``WeightsOnlyCheckpointHook`` by an earlier
-version of the plugin is read weights only. One written by plain mmengine
-also holds ``getattr(HistoryBuffer, 'min')`` and its like: with ``--trust``
-(for checkpoints you wrote yourself) ``builtins.getattr`` is accepted, and
-reaches those four statistics methods only. Nothing is fully unpickled; any
-other global, and any numpy value that is not plain numeric data, is
-refused.
+The plugin refuses such a file on every ordinary read and names this
+command. A checkpoint of an earlier plugin version converts as it is; one
+written by plain mmengine also holds ``getattr(HistoryBuffer, 'min')`` and
+its like: with ``--trust`` (for checkpoints you wrote yourself)
+``builtins.getattr`` is accepted, reaching those four statistics methods
+only. Nothing is fully unpickled; any other global, and any numpy value
+that is not plain numeric data, is refused.
 
 Example::
 
-    python tools/sanitize_checkpoint.py work_dirs/old/epoch_10.pth --trust
+    python tools/sanitize_checkpoint.py work_dirs/old/epoch_10.pth \\
+        work_dirs/old/epoch_10_clean.pth --trust
 """
 import argparse
 import os.path as osp
@@ -24,8 +26,9 @@ from hallucinet_plugin.utils import sanitize_checkpoint
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('checkpoint', help='checkpoint to rewrite')
-    parser.add_argument('--out', help='output path (default: in place)')
+    parser.add_argument('checkpoint', help='checkpoint to convert')
+    parser.add_argument(
+        'out', nargs='?', help='output path (default: in place)')
     parser.add_argument(
         '--trust',
         action='store_true',

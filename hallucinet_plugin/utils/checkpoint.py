@@ -1,43 +1,19 @@
-"""The plugin's one checkpoint loader, and Runner checkpoints that load with
-``torch.load(weights_only=True)``.
+"""The plugin's one checkpoint loader: state dicts from checkpoints, keys
+revised and checked, loaded into modules only when they fit.
 
-Every checkpoint file the plugin reads (teacher, appearance stream, stage-1
-student, MoNet's classifier, deployment, Hara's 3D-ResNeXt) goes through
-:func:`_read`, and every state dict, read or given, through
-:func:`_state_dict_in`: checks of files and of tensors belong there. Local
-files and URLs' downloads are read with ``torch.load(weights_only=True)``
-(:mod:`.checkpoint_sources`, which also puts such loaders in place of
-mmengine's for the plugin's tools). Nothing is ever fully unpickled.
-
-mmengine saves its message hub into every checkpoint: ``HistoryBuffer``
-objects holding numpy arrays, numpy scalars, and the buffers' statistics
-functions, pickled as ``builtins.getattr(HistoryBuffer, 'min')``; all of them
-are refused by ``weights_only`` loading. Nothing here changes torch or
-mmengine on import. Instead:
-
-* :func:`to_plain` turns these objects into dicts, tensors and Python
-  scalars, and :func:`from_plain` turns them back; the engine's
-  ``WeightsOnlyCheckpointHook`` applies them when the Runner saves and loads,
-  so its checkpoints load with plain ``torch.load``;
-* :func:`mmengine_safe_globals` maps numpy's and mmengine's names to checked
-  stand-ins (:mod:`.pickle_data`) only while a checkpoint is read, for files
-  written without the hook: only plain numeric dtypes and well-formed
-  buffers are rebuilt. ``getattr`` is reached only by
-  :func:`sanitize_checkpoint` with ``trust=True``, and then only to
-  ``HistoryBuffer``'s four statistics methods.
+Every file (teacher, appearance stream, stage-1 student, MoNet's
+classifier, deployment, Hara's 3D-ResNeXt) is read by
+:func:`~.checkpoint_sources.read_checkpoint`
+(``torch.load(weights_only=True)``),
+and every state dict, read or given, is checked by :func:`_state_dict_in`.
 """
-import contextlib
 import logging
 import os
-import os.path as osp
-import pickle
 import re
 from collections import OrderedDict
-from functools import partial
 from typing import (
     Callable,
     Dict,
-    Iterator,
     List,
     Mapping,
     Optional,
@@ -46,110 +22,19 @@ from typing import (
     Union,
 )
 
-import numpy as np
 import torch
 import torch.nn as nn
-from mmengine.logging import HistoryBuffer, print_log
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
 
-from .checkpoint_sources import (
-    check_expansion,
-    diagnosis,
-    is_url,
-    local_copy,
-)
-from .pickle_data import (
-    PLAIN_KINDS,
-    SAFE_GLOBALS,
-    STATISTIC_GETATTR,
-    history_buffer,
-    rebuild,
-    resolve,
-)
+# The one safe read, part of this module's API.
+from .checkpoint_sources import read_checkpoint  # noqa: F401
 
 StateDict = Mapping[str, torch.Tensor]
 Prefixes = Union[str, Sequence[str], Mapping[str, str]]
 # Distributed wrappers (DataParallel, DDP) prefix every key with 'module.';
 # mmengine's load_checkpoint strips it by the same default.
 DEFAULT_REVISE_KEYS = ((r'^module\.', ''), )
-# Lines of torch's weights_only error that suggest weights_only=False.
-# Marks the dicts that to_plain writes in place of mmengine's objects.
-_PLAIN_TYPE = '__plain_type__'
-
-
-def _global_name(entry) -> str:
-    if isinstance(entry, tuple):
-        return entry[1]
-    return f'{entry.__module__}.{entry.__qualname__}'
-
-
-@contextlib.contextmanager
-def mmengine_safe_globals(statistics_getattr: bool = False) -> Iterator[None]:
-    """Let ``weights_only`` loads rebuild mmengine's checkpoint data, within
-    the ``with`` block only.
-
-    numpy's dtype, array and scalar names and ``HistoryBuffer`` unpickle
-    into the checked stand-ins of :mod:`.pickle_data` (call
-    :func:`~.pickle_data.resolve` on what was loaded); entries that the
-    user allowlisted under the same names are set aside meanwhile. The
-    allowlist is restored on exit.
-
-    Args:
-        statistics_getattr (bool): Also let ``builtins.getattr`` reach
-            ``HistoryBuffer``'s default statistics methods, and nothing
-            else, as plain mmengine checkpoints need.
-    """
-    before = torch.serialization.get_safe_globals()
-    ours = [(obj, name) for name, obj in SAFE_GLOBALS.items()]
-    if statistics_getattr:
-        ours.append(STATISTIC_GETATTR[::-1])
-    names = {name for _, name in ours}
-    kept = [g for g in before if _global_name(g) not in names]
-    torch.serialization.clear_safe_globals()
-    torch.serialization.add_safe_globals(kept + ours)
-    try:
-        yield
-    finally:
-        torch.serialization.clear_safe_globals()
-        torch.serialization.add_safe_globals(before)
-
-
-def _read(filename: str, key_name: str, what: Optional[str],
-          map_location) -> dict:
-    """Read a checkpoint file, weights only: every file the plugin loads
-    comes through here.
-
-    Local files must exist; URLs (``https://``, ``torchvision://`` ...) are
-    downloaded once (:func:`~.checkpoint_sources.local_copy`). Either is
-    read with ``torch.load(weights_only=True)``. The result must be a dict.
-    """
-    source = f'{key_name} {filename}'
-    if is_url(filename):
-        # Network errors keep their own type and message.
-        path = local_copy(filename)
-    else:
-        path = osp.expanduser(filename)
-        if not osp.isfile(path):
-            hint = f' (set it to {what})' if what else ''
-            raise FileNotFoundError(f'{key_name} not found: {filename}{hint}')
-    check_expansion(path, source)
-    # weights_only passed explicitly: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD
-    # overrides only torch's default.
-    load = partial(
-        torch.load, path, map_location=map_location, weights_only=True)
-    with mmengine_safe_globals():
-        try:
-            checkpoint = resolve(load())
-        except Exception as err:
-            raise RuntimeError(
-                f'{source}: torch.load(weights_only=True) failed: '
-                f'{diagnosis(err)}\n'
-                'It is not retried with weights_only=False, which would run '
-                'code stored in the file. For a checkpoint you wrote '
-                'yourself, see tools/sanitize_checkpoint.py.') from None
-    if not isinstance(checkpoint, Mapping):
-        raise ValueError(f'{source}: not a checkpoint: it holds a '
-                         f'{type(checkpoint).__name__}, not a dict')
-    return checkpoint
 
 
 def _state_dict_in(checkpoint, source: str) -> StateDict:
@@ -228,28 +113,6 @@ def state_dict_of(checkpoint: Mapping,
     return part
 
 
-def read_checkpoint(filename: Union[str, os.PathLike],
-                    *,
-                    key_name: str = 'checkpoint',
-                    what: Optional[str] = None,
-                    map_location='cpu') -> dict:
-    """A whole checkpoint (``state_dict``, ``meta`` ...), weights only.
-
-    Args:
-        filename (str | PathLike): A local path or a URL.
-        key_name (str): The config key or argument that gave it, for the
-            error messages (``'teacher_ckpt'``).
-        what (str, optional): What it should be, for the error when a
-            local file does not exist.
-        map_location: As for ``torch.load``.
-
-    Returns:
-        dict: The checkpoint, as saved; :func:`state_dict_of` gives its
-        state dict.
-    """
-    return _read(os.fspath(filename), key_name, what, map_location)
-
-
 def load_state_dict_from(filename: Union[str, os.PathLike],
                          *,
                          key_name: str = 'checkpoint',
@@ -272,10 +135,11 @@ def load_state_dict_from(filename: Union[str, os.PathLike],
     Returns:
         OrderedDict[str, Tensor]: The tensors, keys revised.
     """
-    filename = os.fspath(filename)
+    checkpoint = read_checkpoint(
+        filename, key_name=key_name, what=what, map_location=map_location)
     return state_dict_of(
-        _read(filename, key_name, what, map_location),
-        source=f'{key_name} {filename}',
+        checkpoint,
+        source=f'{key_name} {os.fspath(filename)}',
         prefix=prefix,
         revise_keys=revise_keys)
 
@@ -373,7 +237,7 @@ def load_checkpoint_into(
     else:
         filename = os.fspath(checkpoint)
         source = f'{key_name} {filename}'
-        checkpoint = _read(filename, key_name, what, 'cpu')
+        checkpoint = read_checkpoint(filename, key_name=key_name, what=what)
         if convert is not None:
             checkpoint = convert(checkpoint, filename)
     state = state_dict_of(checkpoint, source=source, revise_keys=revise_keys)
@@ -440,8 +304,8 @@ def load_checkpoint_into(
     loaded = {}
     for dst, sub, part in plan:
         sub.load_state_dict(part, strict=False)
-        if hasattr(sub, '_is_init'):
-            sub._is_init = True
+        if isinstance(sub, BaseModule):
+            sub.is_init = True
         loaded[dst] = [dst + name for name in part]
     counts = ', '.join(
         f'{len(keys)} tensors' + (f' under {dst!r}' if dst else '')
@@ -454,119 +318,3 @@ def load_checkpoint_into(
             logger='current',
             level=logging.WARNING)
     return loaded
-
-
-# --------------------------------------------------------------- plain data
-def to_plain(obj):
-    """``obj`` with mmengine's ``HistoryBuffer`` objects and numpy values
-    turned into dicts, tensors and Python scalars, which ``weights_only``
-    loading accepts; containers holding none are returned as they are.
-
-    numpy scalars become Python scalars; buffers and numeric arrays come
-    back as they were through :func:`from_plain`.
-    """
-    if isinstance(obj, HistoryBuffer):
-        log_history, count_history = obj.data
-        return {
-            _PLAIN_TYPE: 'HistoryBuffer',
-            'log_history': torch.from_numpy(np.array(log_history)),
-            'count_history': torch.from_numpy(np.array(count_history)),
-            'max_length': obj.max_length
-        }
-    if isinstance(obj, np.ndarray):
-        if obj.dtype.kind in PLAIN_KINDS:
-            return {
-                _PLAIN_TYPE: 'ndarray',
-                'data': torch.from_numpy(obj.copy())
-            }
-        return to_plain(obj.tolist())
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, dict):
-        return rebuild(obj, [to_plain(v) for v in obj.values()])
-    if isinstance(obj, (list, tuple)):
-        return rebuild(obj, [to_plain(v) for v in obj])
-    return obj
-
-
-def _from_plain_dict(obj):
-    kind = obj.get(_PLAIN_TYPE) if isinstance(obj, dict) else None
-    if kind == 'HistoryBuffer':
-        return history_buffer(obj.get('log_history'),
-                              obj.get('count_history'), obj.get('max_length'))
-    if kind == 'ndarray':
-        data = obj.get('data')
-        if not isinstance(data, torch.Tensor):
-            raise pickle.UnpicklingError(
-                f'refusing a plain ndarray holding {type(data).__name__}')
-        return data.numpy()
-    if kind is not None:
-        raise pickle.UnpicklingError(f'unknown {_PLAIN_TYPE} {kind!r:.80}')
-    return None
-
-
-def from_plain(obj):
-    """Undo :func:`to_plain`: ``HistoryBuffer`` objects and numpy arrays
-    back from their dicts (checked like the pickled ones), and the
-    stand-ins of :mod:`.pickle_data` resolved; containers holding neither
-    are returned as they are."""
-    return resolve(obj, _from_plain_dict)
-
-
-def unsafe_globals(filename: str) -> List[str]:
-    """Globals in a checkpoint that the plugin's ``weights_only`` loading
-    refuses: those beyond torch's defaults and mmengine's data types."""
-    with mmengine_safe_globals():
-        return torch.serialization.get_unsafe_globals_in_checkpoint(filename)
-
-
-def sanitize_checkpoint(filename: str,
-                        out: Optional[str] = None,
-                        trust: bool = False) -> str:
-    """Rewrite a checkpoint so that plain ``torch.load`` (``weights_only``)
-    can load it, message hub included (see :func:`to_plain`).
-
-    Nothing is ever fully unpickled. A file holding only mmengine's data
-    types is read as :func:`read_checkpoint` reads it. Plain mmengine
-    checkpoints also hold ``getattr(HistoryBuffer, 'min')`` and its like:
-    with ``trust=True``, ``builtins.getattr`` is accepted as the one extra
-    global, and it reaches only those four statistics methods. Any other
-    global is refused, with or without ``trust``.
-
-    Args:
-        filename (str): The checkpoint to rewrite.
-        out (str, optional): Where to write; defaults to ``filename``.
-        trust (bool): Accept ``builtins.getattr`` (checkpoints written by
-            mmengine without ``WeightsOnlyCheckpointHook``).
-
-    Returns:
-        str: The path written.
-    """
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint not found: {filename}')
-    foreign = unsafe_globals(filename)
-    beyond = [name for name in foreign if name != 'builtins.getattr']
-    if beyond:
-        raise PermissionError(
-            f'{filename} holds {beyond}, which no checkpoint of mmengine or '
-            'the plugin needs: refused, with or without trust')
-    if foreign and not trust:
-        raise PermissionError(
-            f'{filename} holds {foreign}: rewriting it resolves getattr to '
-            "HistoryBuffer's statistics methods only. Pass trust=True "
-            '(--trust) for checkpoints you wrote yourself with mmengine.')
-    with mmengine_safe_globals(statistics_getattr=bool(foreign)):
-        try:
-            checkpoint = resolve(
-                torch.load(filename, map_location='cpu', weights_only=True))
-        except (pickle.UnpicklingError, RuntimeError, ValueError) as err:
-            raise RuntimeError(f'{filename}: {diagnosis(err)}') from None
-    out = out or filename
-    tmp = out + '.tmp'
-    torch.save(to_plain(checkpoint), tmp)
-    os.replace(tmp, out)
-    remaining = torch.serialization.get_unsafe_globals_in_checkpoint(out)
-    if remaining:
-        raise RuntimeError(f'{out} still holds globals that weights_only '
-                           f'loading refuses: {remaining}')
-    return out

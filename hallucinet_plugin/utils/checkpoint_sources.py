@@ -1,23 +1,26 @@
-"""Checkpoints named by URL or by mmengine's schemes, read weights only.
-
-mmengine's ``CheckpointLoader`` reads ``http(s)://`` through
-``torch.hub.load_state_dict_from_url``, whose ``weights_only`` defaults to
-False, and ``torchvision://``, ``open-mmlab://`` and ``mmcls://`` through
-that same path; its local loader calls ``torch.load`` without
-``weights_only``, so ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` turns it into full
-unpickling. A checkpoint from the network or a shared disk could then run
-code. Here every scheme resolves to a file (downloaded once into torch's
-hub cache) that is read with ``torch.load(weights_only=True)``, passed
-explicitly. :func:`use_safe_checkpoint_loaders` puts these loaders in place
-of mmengine's; the plugin's tools call it, nothing does on import.
+"""Checkpoint files, local or by URL, read weights only: the plugin's one
+safe read, :func:`read_checkpoint`, which :func:`use_safe_checkpoint_loaders`
+also puts in place of mmengine's loaders (they read URLs, and local files
+under ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``, by full unpickling). A
+checkpoint holding mmengine's or numpy's objects is refused, naming
+``tools/sanitize_checkpoint.py``, which converts it once.
 """
+import contextlib
 import hashlib
 import os
 import os.path as osp
-import pickle
 import re
 import zipfile
-from typing import Callable, Dict, Optional
+from collections import OrderedDict
+from typing import (
+    Callable,
+    Dict,
+    Iterator,
+    Mapping,
+    Optional,
+    Sequence,
+    Union,
+)
 from urllib.parse import urlparse
 
 import torch
@@ -25,7 +28,7 @@ from mmengine.dist import get_dist_info
 from mmengine.runner import CheckpointLoader
 from mmengine.runner import checkpoint as mmengine_checkpoint
 
-from .pickle_data import resolve
+from .pickle_data import CONVERTIBLE, resolve
 
 _HTTP = ('http://', 'https://')
 # The lines of torch's weights_only error that advise unpickling fully.
@@ -37,7 +40,7 @@ _HASH_IN_NAME = re.compile(r'-([a-f0-9]{8,64})\.[^./]+$')
 
 
 def _named(filename: str, prefixes, models: Callable[[], Dict]) -> str:
-    """The URL (or mmengine-home path) of a ``scheme://name`` checkpoint."""
+    """The URL of a ``scheme://name`` checkpoint, as mmengine lists it."""
     prefix = next(p for p in prefixes if filename.startswith(p))
     name = filename[len(prefix):]
     urls = models()
@@ -56,7 +59,7 @@ def _openmmlab(filename: str) -> str:
                   mmengine_checkpoint.get_external_models)
 
 
-# scheme prefixes -> resolver of a URL or a path under mmengine's home
+# scheme prefixes -> resolver of the URL
 _RESOLVERS = {
     _HTTP: lambda f: f,
     ('torchvision://', 'modelzoo://'): lambda f: _named(
@@ -148,7 +151,7 @@ def local_copy(filename: str, model_dir: Optional[str] = None) -> str:
 
     Raises:
         ValueError: A scheme the plugin does not read safely, or a URL
-            that names no file.
+            that names no file (or a path: not downloaded).
         RuntimeError: A download whose SHA-256 does not start with the
             hash in its name (nothing is kept).
     """
@@ -161,8 +164,8 @@ def local_copy(filename: str, model_dir: Optional[str] = None) -> str:
             'it and give the file')
     url = resolver(filename)
     if not url.startswith(_HTTP):
-        # mmengine keeps some open-mmlab entries as paths under its home.
-        return osp.join(mmengine_checkpoint._get_mmengine_home(), url)
+        raise ValueError(f'{filename}: mmengine names {url}, not a URL; '
+                         'give the file itself')
     name, hash_prefix = cache_name(url)
     model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
     path = osp.join(model_dir, name)
@@ -187,36 +190,111 @@ def local_copy(filename: str, model_dir: Optional[str] = None) -> str:
     return path
 
 
-def load_weights_only(filename: str, map_location=None, **kwargs) -> dict:
-    """``CheckpointLoader`` loader: a local file or a URL/scheme's
-    download, read with ``torch.load(weights_only=True)``."""
+def _name(entry) -> str:
+    if isinstance(entry, tuple):  # (object, pickled name)
+        return entry[1]
+    return f'{entry.__module__}.{entry.__qualname__}'
+
+
+@contextlib.contextmanager
+def allowlist(extra: Sequence = ()) -> Iterator[None]:
+    """Within the block, torch's ``weights_only`` allowlist holds ``extra``
+    and none of the user's entries for :data:`~.pickle_data.CONVERTIBLE`
+    names (allowlisting ``numpy.dtype`` or ``HistoryBuffer`` themselves is
+    not memory-safe, see :mod:`.pickle_data`); restored on exit."""
+    before = torch.serialization.get_safe_globals()
+    torch.serialization.clear_safe_globals()
+    torch.serialization.add_safe_globals(
+        [g for g in before if _name(g) not in CONVERTIBLE] + list(extra))
+    try:
+        yield
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(before)
+
+
+def _conversion_hint(path: str) -> str:
+    """How to convert a file refused only for mmengine's objects."""
+    try:
+        found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip checkpoint: no hint
+        return ''
+    if not found or not set(found) <= CONVERTIBLE:
+        return ''
+    trust = ' --trust' if 'builtins.getattr' in found else ''
+    return (f'\nIt holds mmengine/numpy objects ({", ".join(found)}), as '
+            'checkpoints written without WeightsOnlyCheckpointHook do. If '
+            'you trust the file, convert it once: python '
+            f'tools/sanitize_checkpoint.py {path} OUT{trust}')
+
+
+def read_checkpoint(filename: Union[str, os.PathLike],
+                    *,
+                    key_name: str = 'checkpoint',
+                    what: Optional[str] = None,
+                    map_location='cpu') -> dict:
+    """A whole checkpoint (``state_dict``, ``meta`` ...), read with
+    ``torch.load(weights_only=True)``: every checkpoint the plugin reads,
+    and mmengine's under :func:`use_safe_checkpoint_loaders`, comes here.
+
+    Args:
+        filename (str | PathLike): A local path or a URL (``https://``,
+            ``torchvision://`` ...), downloaded once (:func:`local_copy`).
+        key_name (str): The config key or argument that gave it, for the
+            error messages (``'teacher_ckpt'``).
+        what (str, optional): What it should be, for the error when a
+            local file does not exist.
+        map_location: As for ``torch.load``.
+
+    Returns:
+        dict: The checkpoint, as saved. A file weights-only loading refuses
+        is never retried without it; the error names the file.
+    """
+    filename = os.fspath(filename)
+    source = f'{key_name} {filename}'
     path = local_copy(filename) if is_url(filename) else \
         osp.expanduser(filename)
     if not osp.isfile(path):
-        raise FileNotFoundError(f'checkpoint not found: {filename}')
-    check_expansion(path, f'checkpoint {filename}')
+        hint = f' (set it to {what})' if what else ''
+        raise FileNotFoundError(f'{key_name} not found: {filename}{hint}')
+    check_expansion(path, source)
     try:
-        # Stand-ins of mmengine's data types (allowlisted while the Runner
-        # reads its checkpoint) are resolved at once.
-        checkpoint = resolve(
-            torch.load(path, map_location=map_location, weights_only=True))
-    except (pickle.UnpicklingError, EOFError, ValueError, RuntimeError,
-            RecursionError, MemoryError) as err:
-        # A refusal, a truncated or damaged zip, a hostile structure: named,
-        # and never with torch's advice to load the file unsafely (not
-        # chained: a traceback would print torch's message with it).
-        raise RuntimeError(f'checkpoint {filename}: refused by '
-                           f'torch.load(weights_only=True): '
-                           f'{diagnosis(err)}') from None
+        # weights_only passed explicitly: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD
+        # overrides only torch's default. resolve() refuses cycles and deep
+        # nesting, in time linear in the file.
+        with allowlist():
+            checkpoint = resolve(
+                torch.load(path, map_location=map_location,
+                           weights_only=True))
+    except Exception as err:
+        # Not chained: a traceback would print torch's advice to load the
+        # file with weights_only=False.
+        raise RuntimeError(
+            f'{source}: torch.load(weights_only=True) failed: '
+            f'{diagnosis(err)}\nIt is not retried with weights_only '
+            'disabled, which would run code stored in the file.' +
+            _conversion_hint(path)) from None
+    if not isinstance(checkpoint, Mapping):
+        raise ValueError(f'{source}: not a checkpoint: it holds a '
+                         f'{type(checkpoint).__name__}, not a dict')
+    return checkpoint
+
+
+def _mmengine_loader(filename: str, map_location=None) -> dict:
+    checkpoint = read_checkpoint(filename, map_location=map_location)
     if filename.startswith('mmcls://'):
-        checkpoint = mmengine_checkpoint._process_mmcls_checkpoint(checkpoint)
+        # An mmcls classifier's backbone, as mmengine's own loader gives it.
+        state = checkpoint.get('state_dict', checkpoint)
+        checkpoint = dict(state_dict=OrderedDict(
+            (k[len('backbone.'):], v) for k, v in state.items()
+            if k.startswith('backbone.')))
     return checkpoint
 
 
 def use_safe_checkpoint_loaders() -> None:
     """Route mmengine's ``load_checkpoint`` (``load_from``, ``resume``,
     ``init_cfg=dict(type='Pretrained')``, backbones' ``pretrained``) for
-    local files and every URL scheme through :func:`load_weights_only`.
+    local files and every URL scheme through :func:`read_checkpoint`.
 
     Called by ``tools/train.py``, ``tools/test.py`` and
     ``tools/extract_teacher_features.py``; call it in a script of your own
@@ -224,4 +302,4 @@ def use_safe_checkpoint_loaders() -> None:
     """
     for prefixes in ('', ) + tuple(_RESOLVERS):
         CheckpointLoader.register_scheme(
-            prefixes=prefixes, loader=load_weights_only, force=True)
+            prefixes=prefixes, loader=_mmengine_loader, force=True)

@@ -13,7 +13,10 @@ Here those names unpickle into stand-ins (:class:`DTypeSpec`,
 accepts only the state numpy and mmengine write for plain numeric data, and
 rebuilds the value from it; :func:`resolve` swaps the stand-ins for the
 real objects after loading. :data:`SAFE_GLOBALS` maps the pickled names to
-them, for torch's ``weights_only`` unpickler and for the MTL-AQA reader.
+them, for the MTL-AQA reader and for the one-time conversion of
+checkpoints written without ``WeightsOnlyCheckpointHook``
+(:func:`~.checkpoint_plain.sanitize_checkpoint`); ordinary checkpoint reads
+allow none of them.
 """
 import pickle
 from collections import OrderedDict
@@ -245,6 +248,9 @@ SAFE_GLOBALS: Dict[str, Callable] = {
 }
 STATISTIC_GETATTR: Tuple[str, Callable] = ('builtins.getattr',
                                            statistic_getattr)
+# What checkpoints written by mmengine without the hook hold beyond torch's
+# defaults: tools/sanitize_checkpoint.py converts files holding only these.
+CONVERTIBLE = frozenset(SAFE_GLOBALS) | {STATISTIC_GETATTR[0]}
 
 
 def rebuild(obj, items: List):

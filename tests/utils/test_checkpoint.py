@@ -21,13 +21,12 @@ from hallucinet_plugin.utils import (
     from_plain,
     load_checkpoint_into,
     load_state_dict_from,
-    mmengine_safe_globals,
     read_checkpoint,
     sanitize_checkpoint,
     to_plain,
-    unsafe_globals,
 )
-from hallucinet_plugin.utils.pickle_data import DTypeSpec, HistoryBufferSpec
+from hallucinet_plugin.utils.checkpoint_sources import allowlist
+from hallucinet_plugin.utils.pickle_data import HistoryBufferSpec
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 NUM_ITERS = 4  # 16 samples in batches of 4, one epoch
@@ -174,7 +173,7 @@ from hallucinet_plugin.utils import read_checkpoint
 
 assert set(torch.serialization.get_safe_globals()) == before
 assert HistoryBuffer.__getstate__ is getstate
-# The loader allowlists mmengine's data types while it reads, only.
+# The loader's allowlist holds only while it reads.
 read_checkpoint({path!r})
 assert set(torch.serialization.get_safe_globals()) == before
 print('unchanged')
@@ -188,22 +187,24 @@ print('unchanged')
     assert 'unchanged' in proc.stdout
 
 
-def test_allowlist_is_scoped_and_never_holds_getattr():
+def test_allowlist_is_scoped_and_sets_numpy_and_mmengine_aside():
+    """Reads see none of the user's entries for numpy's or mmengine's names
+    (allowlisting those classes is not memory-safe), the user's others, and
+    what the reader adds (the sanitizer's stand-ins); all as before after."""
     before = set(torch.serialization.get_safe_globals())
-    assert HistoryBufferSpec not in _safe_globals()
-    with mmengine_safe_globals():
-        # numpy's and mmengine's names map to the checked stand-ins, never
-        # to the classes themselves.
-        assert HistoryBufferSpec in _safe_globals()
-        assert DTypeSpec in _safe_globals()
-        assert not {HistoryBuffer, np.ndarray, np.dtype} & set(_safe_globals())
-        assert getattr not in _safe_globals()
-    assert set(torch.serialization.get_safe_globals()) == before
-    # What was allowlisted before is back afterwards, in place of ours.
-    with torch.serialization.safe_globals([HistoryBuffer]):
-        with mmengine_safe_globals():
-            assert HistoryBuffer not in _safe_globals()
-        assert HistoryBuffer in _safe_globals()
+    user = [HistoryBuffer, np.dtype, np.ndarray, collections.Counter]
+    ours = (HistoryBufferSpec, 'mmengine.logging.history_buffer.HistoryBuffer')
+    with torch.serialization.safe_globals(user):
+        with allowlist():
+            assert collections.Counter in _safe_globals()
+            assert not {HistoryBuffer, np.ndarray, np.dtype} & set(
+                _safe_globals())
+        with allowlist([ours]):
+            assert not {HistoryBuffer, np.ndarray, np.dtype} & set(
+                _safe_globals())
+            assert HistoryBufferSpec in _safe_globals()
+            assert getattr not in _safe_globals()
+        assert set(user) <= set(_safe_globals())
         assert HistoryBufferSpec not in _safe_globals()
     assert set(torch.serialization.get_safe_globals()) == before
 
@@ -212,7 +213,6 @@ def test_allowlist_is_scoped_and_never_holds_getattr():
 def test_hook_checkpoint_loads_with_plain_torch(plugin_checkpoint):
     path, scalars = plugin_checkpoint
     assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == []
-    assert unsafe_globals(path) == []
     # torch's default is weights_only=True, and nothing is allowlisted.
     checkpoint = torch.load(path)
     assert set(checkpoint) >= {
@@ -247,28 +247,58 @@ def test_plain_mmengine_checkpoint_is_refused(plain_checkpoint):
     found = torch.serialization.get_unsafe_globals_in_checkpoint(
         plain_checkpoint)
     assert 'builtins.getattr' in found
-    assert unsafe_globals(plain_checkpoint) == ['builtins.getattr']
     with pytest.raises(pickle.UnpicklingError):
         torch.load(plain_checkpoint)
-    # The loader names the refused global and does not retry.
-    with pytest.raises(RuntimeError, match=r'(?s)getattr.*not retried'):
+    # The loader names the refused global, does not retry, and names the
+    # command that converts the file once.
+    command = f'python tools/sanitize_checkpoint.py {plain_checkpoint} OUT'
+    with pytest.raises(RuntimeError) as info:
         read_checkpoint(plain_checkpoint)
+    message = str(info.value)
+    assert message.startswith(f'checkpoint {plain_checkpoint}: ')
+    assert 'getattr' in message and 'not retried' in message
+    assert message.endswith(command + ' --trust')
 
 
-def test_legacy_checkpoint_reads_with_the_scoped_allowlist(
-        legacy_checkpoint, plugin_checkpoint):
+def test_zoo_form_of_a_plain_mmengine_checkpoint_needs_no_conversion(
+        plain_checkpoint, tmp_path):
+    """What OpenMMLab publishes: mmaction2's tools/deployment/
+    publish_model.py drops the message hub, optimizer and schedulers; the
+    rest (meta, state dict) reads as it is."""
+    # Our own file: the full unpickling is trusted here only.
+    checkpoint = torch.load(plain_checkpoint, weights_only=False)
+    for key in ('message_hub', 'optimizer', 'param_schedulers'):
+        del checkpoint[key]
+    published = str(tmp_path / 'published.pth')
+    torch.save(checkpoint, published)
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(
+        published) == []
+    assert read_checkpoint(published)['meta']['iter'] == NUM_ITERS
+
+
+def test_legacy_checkpoint_is_refused_until_converted_once(
+        legacy_checkpoint, tmp_path):
     found = torch.serialization.get_unsafe_globals_in_checkpoint(
         legacy_checkpoint)
     assert 'mmengine.logging.history_buffer.HistoryBuffer' in found
     assert 'builtins.getattr' not in found
-    assert unsafe_globals(legacy_checkpoint) == []
     with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer'):
         torch.load(legacy_checkpoint)
-    checkpoint = read_checkpoint(legacy_checkpoint)
+    # Every ordinary read refuses it, naming the file and the command.
+    command = f'python tools/sanitize_checkpoint.py {legacy_checkpoint} OUT'
+    for read in (read_checkpoint, load_state_dict_from):
+        with pytest.raises(RuntimeError) as info:
+            read(legacy_checkpoint)
+        message = str(info.value)
+        assert message.startswith(f'checkpoint {legacy_checkpoint}: ')
+        assert 'HistoryBuffer' in message and message.endswith(command)
+    converted = sanitize_checkpoint(legacy_checkpoint,
+                                    str(tmp_path / 'converted.pth'))
+    checkpoint = from_plain(read_checkpoint(converted))
     buffer = checkpoint['message_hub']['log_scalars']['train/loss']
     assert isinstance(buffer, HistoryBuffer)
     assert len(buffer.data[0]) == NUM_ITERS
-    state = load_state_dict_from(legacy_checkpoint)
+    state = load_state_dict_from(converted)
     assert state['bn.num_batches_tracked'] == NUM_ITERS
 
 
@@ -304,7 +334,9 @@ def test_sanitize_with_trust_rewrites_a_loadable_file(plain_checkpoint,
     out = str(tmp_path / 'clean.pth')
     assert sanitize_checkpoint(plain_checkpoint, out, trust=True) == out
     assert torch.serialization.get_unsafe_globals_in_checkpoint(out) == []
-    assert unsafe_globals(plain_checkpoint) != []  # input left as it was
+    # The input is left as it was.
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(
+        plain_checkpoint) != []
     _assert_same_checkpoint(torch.load(out), reference)
 
     in_place = str(tmp_path / 'in_place.pth')
@@ -333,7 +365,7 @@ def _run_tool(*args, cwd):
 
 def test_sanitize_tool_refuses_without_trust(plain_checkpoint, tmp_path):
     out = str(tmp_path / 'tool_clean.pth')
-    proc = _run_tool(plain_checkpoint, '--out', out, cwd=str(tmp_path))
+    proc = _run_tool(plain_checkpoint, out, cwd=str(tmp_path))
     assert proc.returncode != 0
     assert 'builtins.getattr' in proc.stdout
     assert 'refused:' in proc.stderr and '--trust' in proc.stderr
@@ -343,7 +375,7 @@ def test_sanitize_tool_refuses_without_trust(plain_checkpoint, tmp_path):
 def test_sanitize_tool_legacy_and_clean_files(legacy_checkpoint,
                                               plugin_checkpoint, tmp_path):
     out = str(tmp_path / 'tool_clean.pth')
-    proc = _run_tool(legacy_checkpoint, '--out', out, cwd=str(tmp_path))
+    proc = _run_tool(legacy_checkpoint, out, cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'HistoryBuffer' in proc.stdout and f'wrote {out}' in proc.stdout
     assert torch.load(out)['meta']['iter'] == NUM_ITERS
@@ -355,8 +387,7 @@ def test_sanitize_tool_legacy_and_clean_files(legacy_checkpoint,
 @pytest.mark.slow
 def test_sanitize_tool_with_trust(plain_checkpoint, tmp_path):
     out = str(tmp_path / 'tool_clean.pth')
-    proc = _run_tool(plain_checkpoint, '--out', out, '--trust',
-                     cwd=str(tmp_path))
+    proc = _run_tool(plain_checkpoint, out, '--trust', cwd=str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f'wrote {out}' in proc.stdout
     assert torch.serialization.get_unsafe_globals_in_checkpoint(out) == []

@@ -1,6 +1,8 @@
-"""numpy values and HistoryBuffer objects in checkpoints: genuine ones come
-back exactly, forged ones are refused with the file named, and the process
-never dies by a signal (issue #16's forged-dtype and HistoryBuffer rows).
+"""numpy values and HistoryBuffer objects in checkpoints: refused by every
+ordinary read, naming the file and tools/sanitize_checkpoint.py; converted
+by it through checked stand-ins, genuine ones exactly, forged ones refused
+with the file named; the process never dies by a signal (issue #16's
+forged-dtype and HistoryBuffer rows).
 
 The forged files are read in a subprocess: on the allowlist this replaced
 (numpy's own ``dtype``/``ndarray``/``HistoryBuffer``), the object-field
@@ -21,14 +23,16 @@ from mmengine.logging import HistoryBuffer
 
 from hallucinet_plugin.utils import (
     from_plain,
-    mmengine_safe_globals,
     read_checkpoint,
     sanitize_checkpoint,
 )
+from hallucinet_plugin.utils.checkpoint_sources import allowlist
+from hallucinet_plugin.utils.pickle_data import SAFE_GLOBALS, resolve
 from tests.utils.forged_pickles import (
     FORGED,
     HOSTILE_BUFFERS,
     Reduce,
+    _reconstruct,
     array_of,
     object_field_dtype,
     save_checkpoint,
@@ -41,11 +45,13 @@ CASES = {**FORGED, **HOSTILE_BUFFERS}
 READ_ALL = r'''
 import json, sys
 from mmengine.logging import HistoryBuffer
-from hallucinet_plugin.utils import read_checkpoint
+from hallucinet_plugin.utils import read_checkpoint, sanitize_checkpoint
+read = read_checkpoint if sys.argv[1] == 'read' else \
+    lambda path: sanitize_checkpoint(path, path + '.out')
 results = {}
-for path in sys.argv[1:]:
+for path in sys.argv[2:]:
     try:
-        read_checkpoint(path)
+        read(path)
         results[path] = None
     except Exception as err:
         results[path] = f'{type(err).__name__}: {err}'
@@ -64,21 +70,42 @@ def forged_files(tmp_path_factory):
     }
 
 
-def test_forged_checkpoints_are_refused_naming_the_file(forged_files):
-    proc = subprocess.run(
-        [sys.executable, '-c', READ_ALL, *forged_files.values()],
-        env=ENV, capture_output=True, text=True, timeout=300)
+def _read_all(how, paths):
+    proc = subprocess.run([sys.executable, '-c', READ_ALL, how, *paths],
+                          env=ENV, capture_output=True, text=True,
+                          timeout=300)
     # A negative return code is a signal (SIGSEGV: -11).
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-3000:])
     results = json.loads(proc.stdout.splitlines()[-1])
     assert results.pop('statistics') == 1.5
+    return results
+
+
+def test_forged_checkpoints_are_refused_naming_the_file(forged_files):
+    """An ordinary read allows no numpy or mmengine name at all: refused,
+    naming the file and the one-time conversion."""
+    results = _read_all('read', forged_files.values())
     for name, path in forged_files.items():
         message = results[path]
         assert message is not None, f'{name} loaded'
         assert message.startswith('RuntimeError: checkpoint ' + path), message
-        assert CASES[name][1] in message, message
+        assert 'numpy' in message or 'HistoryBuffer' in message, message
+        assert f'tools/sanitize_checkpoint.py {path} OUT' in message
         # torch's advice to unpickle fully is not repeated.
         assert 'weights_only` set to `False`' not in message
+
+
+def test_conversion_refuses_forged_checkpoints_naming_the_file(
+        forged_files):
+    """The conversion reads them through the checked stand-ins: each is
+    refused for what is forged in it, and nothing is written."""
+    results = _read_all('sanitize', forged_files.values())
+    for name, path in forged_files.items():
+        message = results[path]
+        assert message is not None, f'{name} converted'
+        assert message.startswith('RuntimeError: ' + path), message
+        assert CASES[name][1] in message, message
+        assert not osp.exists(path + '.out')
 
 
 def test_sanitize_tool_refuses_a_forged_dtype_without_a_signal(
@@ -87,7 +114,7 @@ def test_sanitize_tool_refuses_a_forged_dtype_without_a_signal(
     proc = subprocess.run([
         sys.executable,
         osp.join(REPO, 'tools', 'sanitize_checkpoint.py'),
-        forged_files['object-field-array'], '--out', out, '--trust'
+        forged_files['object-field-array'], out, '--trust'
     ], env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, (proc.returncode, proc.stderr[-3000:])
     assert "refusing numpy dtype 'V8'" in proc.stderr
@@ -139,20 +166,47 @@ GENUINE = {
 }
 
 
-def test_genuine_numpy_data_comes_back_exactly(tmp_path):
-    scalars = {
-        'f8': np.float64(1.25),
-        'i8': np.int64(-7),
-        'bool': np.bool_(True)
-    }
+SCALARS = {'f8': np.float64(1.25), 'i8': np.int64(-7), 'bool': np.bool_(True)}
+
+
+@pytest.fixture
+def genuine(tmp_path):
+    """numpy values and a buffer, as the plugin's earlier versions saved
+    buffers: without getattr."""
     buffer = HistoryBuffer(np.array([1.0, 2.5]), np.array([1, 2]), 5)
     path = str(tmp_path / 'genuine.pth')
-    # As the plugin's earlier versions saved buffers: without getattr.
     state = {k: v for k, v in buffer.__dict__.items()}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(HistoryBuffer, '__getstate__', lambda self: state)
-        torch.save(dict(arrays=GENUINE, scalars=scalars, buffer=buffer), path)
-    loaded = read_checkpoint(path)
+        torch.save(dict(arrays=GENUINE, scalars=SCALARS, buffer=buffer), path)
+    return path
+
+
+def _assert_buffer(got):
+    assert isinstance(got, HistoryBuffer) and got.max_length == 5
+    np.testing.assert_array_equal(got.data[0], [1.0, 2.5])
+    assert got.mean() == pytest.approx(3.5 / 3)  # weighted by counts
+
+
+def test_genuine_numpy_data_converts_once(genuine):
+    with pytest.raises(RuntimeError,
+                       match='(?s)genuine.pth.*sanitize_checkpoint.py'):
+        read_checkpoint(genuine)
+    converted = from_plain(read_checkpoint(sanitize_checkpoint(genuine)))
+    for name, array in GENUINE.items():
+        got = converted['arrays'][name]
+        assert got.dtype == array.dtype.newbyteorder('='), name
+        np.testing.assert_array_equal(got, array)
+    for name, value in SCALARS.items():  # Python scalars now
+        got = converted['scalars'][name]
+        assert type(got) is type(value.item()) and got == value, name
+    _assert_buffer(converted['buffer'])
+
+
+def test_stand_ins_rebuild_genuine_numpy_data_exactly(genuine):
+    stand_ins = [(obj, name) for name, obj in SAFE_GLOBALS.items()]
+    with allowlist(stand_ins):
+        loaded = resolve(torch.load(genuine, weights_only=True))
     for name, array in GENUINE.items():
         got = loaded['arrays'][name]
         assert isinstance(got, np.ndarray) and got.dtype == array.dtype, name
@@ -160,13 +214,10 @@ def test_genuine_numpy_data_comes_back_exactly(tmp_path):
         np.testing.assert_array_equal(got, array)
         assert got.flags.writeable
     assert loaded['arrays']['f4-fortran'].flags.f_contiguous
-    for name, value in scalars.items():
+    for name, value in SCALARS.items():
         got = loaded['scalars'][name]
         assert type(got) is type(value) and got == value, name
-    got = loaded['buffer']
-    assert isinstance(got, HistoryBuffer) and got.max_length == 5
-    np.testing.assert_array_equal(got.data[0], [1.0, 2.5])
-    assert got.mean() == pytest.approx(3.5 / 3)  # weighted by counts
+    _assert_buffer(loaded['buffer'])
 
 
 def test_records_and_strings_are_refused(tmp_path):
@@ -174,25 +225,25 @@ def test_records_and_strings_are_refused(tmp_path):
                         ('text', np.array(['a', 'b']))]:
         path = str(tmp_path / f'{name}.pth')
         torch.save({'meta': value}, path)
-        with pytest.raises(RuntimeError, match=f'{name}.pth.*numpy dtype'):
+        with pytest.raises(RuntimeError, match=f'{name}.pth.*numpy'):
             read_checkpoint(path)
+        with pytest.raises(RuntimeError, match=f'{name}.pth.*numpy dtype'):
+            sanitize_checkpoint(path, path + '.out')
 
 
 def test_user_allowlisted_numpy_is_set_aside_and_restored(tmp_path):
+    """A user who allowlisted numpy's classes themselves does not make the
+    plugin's reads build a forged dtype (it would crash the process)."""
     path = save_checkpoint(str(tmp_path / 'forged.pth'),
                            array_of(object_field_dtype()))
-    with torch.serialization.safe_globals([np.dtype, np.ndarray]):
-        with pytest.raises(RuntimeError, match="numpy dtype 'V8'"):
+    user = [np.dtype, np.ndarray, _reconstruct]
+    with torch.serialization.safe_globals(user):
+        with pytest.raises(RuntimeError, match='forged.pth.*_reconstruct'):
             read_checkpoint(path)
-        assert np.dtype in torch.serialization.get_safe_globals()
+        with pytest.raises(RuntimeError, match="numpy dtype 'V8'"):
+            sanitize_checkpoint(path, str(tmp_path / 'out.pth'))
+        assert set(user) <= set(torch.serialization.get_safe_globals())
     assert np.dtype not in torch.serialization.get_safe_globals()
-    with mmengine_safe_globals():
-        names = {
-            entry[1]
-            for entry in torch.serialization.get_safe_globals()
-            if isinstance(entry, tuple)
-        }
-    assert 'numpy.dtype' in names and 'builtins.getattr' not in names
 
 
 def test_trust_accepts_getattr_and_nothing_else(tmp_path):

@@ -1,11 +1,9 @@
 """Runner checkpoints that load with ``torch.load(weights_only=True)``."""
-import contextlib
-from typing import Optional
-
 from mmaction.registry import HOOKS
 from mmengine.hooks import Hook
 
-from ...utils.checkpoint import from_plain, mmengine_safe_globals, to_plain
+from ...utils.checkpoint_plain import from_plain, to_plain
+from ...utils.checkpoint_sources import use_safe_checkpoint_loaders
 
 
 @HOOKS.register_module()
@@ -19,11 +17,11 @@ class WeightsOnlyCheckpointHook(Hook):
     ``resume`` reads a fresh checkpoint. Before every save the hook turns
     them into dicts, tensors and Python scalars (:func:`to_plain`), after
     every load it turns the buffers back (:func:`from_plain`), so a resumed
-    run's logged history goes on. While the Runner reads its ``load_from`` /
-    ``resume`` checkpoint (from ``before_run`` to the start of the loop),
-    mmengine's data types, never ``getattr``, are allowlisted, so that
-    checkpoints written without the hook by earlier versions of the plugin
-    load too. Nothing outside a run is changed.
+    run's logged history goes on. From ``before_run`` on (the Runner reads
+    its ``load_from`` / ``resume`` checkpoint after it), mmengine reads
+    every checkpoint weights only (:func:`use_safe_checkpoint_loaders`): one
+    written without the hook is refused, naming
+    ``tools/sanitize_checkpoint.py``, which converts it once.
 
     ``tools/train.py`` and ``tools/test.py`` add it; with mmaction2's own
     tools, list it in ``custom_hooks``.
@@ -31,21 +29,8 @@ class WeightsOnlyCheckpointHook(Hook):
 
     priority = 'VERY_LOW'  # saves what every other hook added
 
-    def __init__(self) -> None:
-        self._allowlist: Optional[contextlib.ExitStack] = None
-
     def before_run(self, runner) -> None:
-        self._release()
-        self._allowlist = contextlib.ExitStack()
-        self._allowlist.enter_context(mmengine_safe_globals())
-
-    def _release(self, runner=None) -> None:
-        if self._allowlist is not None:
-            self._allowlist.close()
-            self._allowlist = None
-
-    # The Runner loads its checkpoint after before_run and before the loop.
-    before_train = before_val = before_test = after_run = _release
+        use_safe_checkpoint_loaders()
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint.update(to_plain(checkpoint))

@@ -10,12 +10,13 @@ import torch
 import torch.nn as nn
 from mmengine.logging import HistoryBuffer
 from mmengine.model import BaseModel
-from mmengine.runner import Runner
+from mmengine.runner import CheckpointLoader, Runner
+from mmengine.runner import checkpoint as mmengine_checkpoint
 
 from hallucinet_plugin.engine.hooks.weights_only_checkpoint_hook import (
     WeightsOnlyCheckpointHook,
 )
-from hallucinet_plugin.utils import from_plain
+from hallucinet_plugin.utils import from_plain, sanitize_checkpoint
 
 NUM_ITERS = 4  # per epoch
 _names = itertools.count()
@@ -111,7 +112,8 @@ def test_resume_restores_the_message_hub(first_epoch, tmp_path):
 def test_checkpoint_written_without_the_hook(first_epoch, tmp_path):
     """As earlier versions of the plugin wrote them: ``HistoryBuffer`` and
     numpy objects (they replaced ``HistoryBuffer.__getstate__`` so that
-    no ``getattr`` was pickled)."""
+    no ``getattr`` was pickled). Refused, naming the command that converts
+    it once; the converted file resumes with its logged history."""
     path, losses = first_epoch
     legacy = str(tmp_path / 'legacy.pth')
 
@@ -126,19 +128,25 @@ def test_checkpoint_written_without_the_hook(first_epoch, tmp_path):
         torch.save(from_plain(torch.load(path)), legacy)
     with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer'):
         torch.load(legacy)
+    # mmengine's own local loader, as in a process where nothing put the
+    # plugin's in place: the hook does, before the Runner reads.
+    CheckpointLoader.register_scheme(
+        '', mmengine_checkpoint.load_from_local, force=True)
+    with pytest.raises(RuntimeError) as info:
+        runner(tmp_path / 'refused', 2, resume_from=legacy).train()
+    message = str(info.value)
+    assert message.startswith(f'checkpoint {legacy}: ')
+    assert 'HistoryBuffer' in message
+    assert message.endswith(f'python tools/sanitize_checkpoint.py {legacy} '
+                            'OUT')
+    converted = sanitize_checkpoint(legacy, str(tmp_path / 'converted.pth'))
     before = _safe_globals()
-    # The hook allowlists mmengine's data types while the Runner loads.
-    run = runner(tmp_path / 'resumed', 2, resume_from=legacy)
+    run = runner(tmp_path / 'resumed', 2, resume_from=converted)
     run.train()
     assert run.iter == 2 * NUM_ITERS
     np.testing.assert_array_equal(
         run.message_hub.get_scalar('train/loss').data[0][:NUM_ITERS], losses)
     assert _safe_globals() == before
-    # Without the hook: refused (by torch, or named by the plugin's loader
-    # when an earlier HalluciNetRunner in this process registered it).
-    with pytest.raises((pickle.UnpicklingError, RuntimeError),
-                       match='HistoryBuffer'):
-        runner(tmp_path / 'plain', 2, hooks=False, resume_from=legacy).train()
 
 
 def test_conversion_is_idempotent(first_epoch):
