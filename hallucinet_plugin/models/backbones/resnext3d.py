@@ -255,7 +255,7 @@ class ResNeXt3D(BaseModule):
         if self.pretrained is not None:
             self.load_pretrained(self.pretrained)
             # Keeps a parent's init_weights from overwriting the weights.
-            self._is_init = True
+            self.is_init = True
         elif self.init_cfg is not None:
             super().init_weights()
         else:

@@ -35,7 +35,7 @@ class MoNetLoss(BaseModule):
     The classifier is frozen like a distillation teacher: no parameter
     requires grad, it stays in eval mode even under ``train()``, its output
     on the true features is computed under ``torch.no_grad()``, and weights
-    loaded from ``classifier_ckpt`` set its ``_is_init`` so its own
+    loaded from ``classifier_ckpt`` set its ``is_init`` so its own
     ``init_weights`` never overwrites them. Gradients still flow through it
     into ``s_feature``. An ``init_cfg`` of an enclosing module that names
     layer types would reach into the classifier too, so :meth:`init_weights`
