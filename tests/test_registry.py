@@ -44,11 +44,7 @@ from tests.conftest import (
     tiny_teacher,
 )
 from tests.datasets.feature_sequences import write_npy_streams
-from tests.datasets.transforms.test_load_teacher_features import (
-    PREFIX,
-    ramp_track,
-    write_bank,
-)
+from tests.feature_bank.bank_utils import PREFIX, ramp_track, write_bank
 from tests.models.recognizers.recognizer_utils import make_batch
 
 STUDENT = dict(type='timm.test_resnet', pretrained=False)

@@ -18,7 +18,7 @@ from hallucinet_plugin.datasets.tfrecord_sequences import (
 from hallucinet_plugin.feature_bank import window_starts
 from hallucinet_plugin.utils import get_gt_label
 from tests.datasets.feature_sequences import write_npy_streams, write_records
-from tests.datasets.transforms.test_load_teacher_features import write_bank
+from tests.feature_bank.bank_utils import write_bank
 
 DIMS = dict(appearance=12, motion=6)
 
