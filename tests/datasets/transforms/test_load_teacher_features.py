@@ -12,7 +12,6 @@ from torch.utils.data import DataLoader
 
 import hallucinet_plugin  # noqa: F401
 import hallucinet_plugin.datasets.transforms.load_teacher_features  # noqa
-from hallucinet_plugin.feature_bank.geometry import nearest_windows
 from tests.conftest import make_video_dataset
 from tests.feature_bank.bank_utils import DIM, PREFIX, ramp_track, write_bank
 
@@ -49,14 +48,6 @@ def test_picks_the_nearest_window_ties_to_the_earlier(bank):
     # argmin returns the first minimum: the earlier window on ties.
     assert np.array_equal(picked, windows[distance.argmin(1)])
     assert distance.min(1).max() == 2
-
-
-def test_nearest_windows_odd_stride():
-    starts = np.arange(0, 13)
-    picked = nearest_windows(starts, 3, 5) * 3
-    windows = np.arange(0, 13, 3)
-    expected = windows[np.abs(starts[:, None] - windows).argmin(1)]
-    assert np.array_equal(picked, expected)
 
 
 def test_start_index_offsets_the_clip(bank):
