@@ -18,6 +18,7 @@ from hallucinet_plugin.feature_bank.bank_format import (
     read_meta,
     shard_name,
 )
+from hallucinet_plugin.feature_bank.extraction import extract_teacher_features
 from hallucinet_plugin.feature_bank.geometry import window_starts
 from tests.conftest import (
     TINY_TEACHER_DIM,
@@ -120,6 +121,29 @@ def make_data(root):
     with open(data['ann_file'], 'a') as f:
         f.write('short.mp4 2\n')
     return data
+
+
+def extract_setup(root) -> dict:
+    """:func:`make_data`'s videos under ``root``, a teacher checkpoint, the
+    online config and two stores extracted from it (the ``bank_setup``
+    fixture of tests/conftest.py)."""
+    data = make_data(root / 'data')
+    ckpt = save_teacher(root / 'teacher.pth', seed=0)
+    cfg = write_config(root / 'online.py', data, ckpt)
+    stores = dict(
+        # Every start a window, float32: compared with the online teacher.
+        exact=extract_teacher_features(
+            cfg,
+            root / 'exact.lmdb',
+            stride=1,
+            dtype='float32',
+            workers=0,
+            progress=False)['store'],
+        # Defaults (float16, stride 2 for 8-frame clips), two workers.
+        default=extract_teacher_features(
+            cfg, root / 'default.lmdb', batch_size=4, workers=2,
+            progress=False)['store'])
+    return dict(data=data, ckpt=ckpt, cfg=cfg, stores=stores)
 
 
 META = 'meta.json'  # read_raw's key of the metadata

@@ -1,6 +1,7 @@
 """``deploy/bank_benchmark.py``: training from the bank timed against
-the online teacher and the vanilla student, on the store this folder's
-``setup`` fixture extracts (it moves with the benchmark, issue #27)."""
+the online teacher and the vanilla student, on the store of the
+``bank_setup`` fixture (tests/conftest.py). It moves with the benchmark
+(issue #27)."""
 import copy
 
 import pytest
@@ -24,13 +25,13 @@ from tests.feature_bank.bank_utils import (
 init_default_scope('mmaction')
 
 
-def test_bank_benchmark(setup):
+def test_bank_benchmark(bank_setup):
     """``tools/benchmark.py --training``'s measurements, on real training:
     three runs timed by mmengine, extraction against the bare forward."""
     train = dict(
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         train_cfg=dict(type='IterBasedTrainLoop', max_iters=1))
-    online = Config.fromfile(setup['cfg'])
+    online = Config.fromfile(bank_setup['cfg'])
     online.merge_from_dict(train)
     vanilla = copy.deepcopy(online)
     vanilla.model = model_config()
@@ -45,7 +46,7 @@ def test_bank_benchmark(setup):
     result = bank_benchmark(
         vanilla,
         online,
-        setup['stores']['default'],
+        bank_setup['stores']['default'],
         iters=3,
         warmup=1,
         rounds=2,
@@ -61,7 +62,7 @@ def test_bank_benchmark(setup):
     assert result['ratios']['feature bank / vanilla'] == pytest.approx(
         rate['feature bank'] / rate['vanilla'])
     ext = result['extraction']
-    stored = FeatureBank(setup['stores']['default'])
+    stored = FeatureBank(bank_setup['stores']['default'])
     assert ext['clips'] == sum(len(stored.get(k)[1]) for k in stored.keys())
     assert ext['videos'] == len(stored)
     assert ext['ratio'] == pytest.approx(ext['extract_clips_per_s'] /
@@ -89,12 +90,12 @@ def test_bank_benchmark(setup):
     assert len(messages) == 8
 
 
-def test_training_speed_never_waits_for_an_epoch_end(setup):
+def test_training_speed_never_waits_for_an_epoch_end(bank_setup):
     """mmengine's iteration loop sleeps 2 s whenever the data-loader
     iterator runs out; the measurement uses an endless sampler, so a batch
     holding the whole training set (an epoch per iteration) is not charged
     those sleeps as data wait."""
-    cfg = Config.fromfile(setup['cfg'])
+    cfg = Config.fromfile(bank_setup['cfg'])
     cfg.merge_from_dict(
         dict(optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01))))
     with open(cfg.train_dataloader.dataset.ann_file) as f:

@@ -66,13 +66,13 @@ def bank_pipeline(store, num_segments=2):
     ]
 
 
-def test_store_layout(setup):
-    videos, prefixes = collect_videos(setup['cfg'])
+def test_store_layout(bank_setup):
+    videos, prefixes = collect_videos(bank_setup['cfg'])
     keys = [k for k, _ in videos]
     assert keys == [f'video_{i:03d}.mp4' for i in range(4)] + ['short.mp4']
-    assert prefixes == [osp.normpath(setup['data']['video_dir'])]
+    assert prefixes == [osp.normpath(bank_setup['data']['video_dir'])]
     for name, stride in [('exact', 1), ('default', 2)]:
-        bank = FeatureBank(setup['stores'][name])
+        bank = FeatureBank(bank_setup['stores'][name])
         meta = bank.meta
         assert sorted(bank.keys()) == sorted(keys)
         windows = (NUM_FRAMES - CLIP_LEN) // stride + 1
@@ -84,7 +84,7 @@ def test_store_layout(setup):
         assert meta['dim'] == TEACHER_DIM
         assert meta['stride'] == stride
         assert meta['data_prefixes'] == prefixes
-        with open(setup['ckpt'], 'rb') as f:
+        with open(bank_setup['ckpt'], 'rb') as f:
             assert meta['teacher_ckpt_sha256'] == hashlib.sha256(
                 f.read()).hexdigest()
         total, feats = bank.get('video_000.mp4')
@@ -92,21 +92,21 @@ def test_store_layout(setup):
         assert feats.shape == (windows, TEACHER_DIM)
         assert feats.dtype == np.float32
         bank.close()
-    raw = read_raw(setup['stores']['default'])
+    raw = read_raw(bank_setup['stores']['default'])
     # 28-byte header, a CRC-32 per row, the header's CRC-32, float16 values.
     assert len(raw[b'video_000.mp4']) == 28 + 7 * 4 + 4 + 7 * TEACHER_DIM * 2
     assert meta['max_abs'] == max(
         np.abs(bank.get(k)[1]).max() for k in keys)
 
 
-def test_extraction_matches_online_teacher(setup):
+def test_extraction_matches_online_teacher(bank_setup):
     """Every window of every video (the short one looped as the sampler
     loops it) equals HalluciNet.extract_teacher_feat on the online
     pipeline's clip."""
-    model = online_model(setup['cfg'])
-    exact = FeatureBank(setup['stores']['exact'])
-    default = FeatureBank(setup['stores']['default'])
-    data = setup['data']
+    model = online_model(bank_setup['cfg'])
+    exact = FeatureBank(bank_setup['stores']['exact'])
+    default = FeatureBank(bank_setup['stores']['default'])
+    data = bank_setup['data']
     for key in exact.keys():
         total, bank = exact.get(key)
         starts = max(total - CLIP_LEN, 0) + 1
@@ -133,18 +133,18 @@ def test_extraction_matches_online_teacher(setup):
     default.close()
 
 
-def test_bank_training_loss_matches_online(setup):
+def test_bank_training_loss_matches_online(bank_setup):
     """Same weights, same sampled frames: the bank's target and loss_hallu
     equal the online teacher's."""
-    online = online_model(setup['cfg'])
+    online = online_model(bank_setup['cfg'])
     bank_model = MODELS.build(model_config())
     assert bank_model.teacher is None
     bank_model.load_state_dict(online.state_dict(), strict=True)
     online.train()
     bank_model.train()
 
-    data = setup['data']
-    store = setup['stores']['exact']
+    data = bank_setup['data']
+    store = bank_setup['stores']['exact']
     online_pipe = Compose(online_pipeline())
     bank_pipe = Compose(bank_pipeline(store))
     online_samples, bank_samples = [], []
@@ -187,21 +187,21 @@ def test_bank_training_loss_matches_online(setup):
                                online_losses['loss_cls'])
 
 
-def test_refuses_a_store_of_other_settings(setup, tmp_path):
-    store = setup['stores']['default']
+def test_refuses_a_store_of_other_settings(bank_setup, tmp_path):
+    store = bank_setup['stores']['default']
     before = read_raw(store)
     other_ckpt = save_teacher(tmp_path / 'other.pth', seed=1)
-    other_teacher = Config.fromfile(setup['cfg'])
+    other_teacher = Config.fromfile(bank_setup['cfg'])
     other_teacher.model.teacher.model.backbone.base_channels = 4
     cases = [
         (dict(stride=3), 'stride: store 2, requested 3'),
         (dict(dtype='float32'), 'dtype'),
-        (dict(cfg=write_config(tmp_path / 'c.py', setup['data'],
+        (dict(cfg=write_config(tmp_path / 'c.py', bank_setup['data'],
                                other_ckpt)), 'teacher_ckpt_sha256'),
         (dict(cfg=other_teacher), 'teacher_config differs'),
     ]
     for kwargs, message in cases:
-        kwargs.setdefault('cfg', setup['cfg'])
+        kwargs.setdefault('cfg', bank_setup['cfg'])
         with pytest.raises(ValueError, match=message) as error:
             extract_teacher_features(
                 out=store, workers=0, progress=False, **kwargs)
@@ -209,11 +209,11 @@ def test_refuses_a_store_of_other_settings(setup, tmp_path):
     assert read_raw(store) == before
 
 
-def test_bad_video_is_named_and_good_ones_kept(setup, tmp_path):
-    data = dict(setup['data'], ann_file=str(tmp_path / 'list.txt'))
+def test_bad_video_is_named_and_good_ones_kept(bank_setup, tmp_path):
+    data = dict(bank_setup['data'], ann_file=str(tmp_path / 'list.txt'))
     with open(data['ann_file'], 'w') as f:
         f.write('video_000.mp4 0\ngone.mp4 1\n')
-    cfg = write_config(tmp_path / 'c.py', data, setup['ckpt'])
+    cfg = write_config(tmp_path / 'c.py', data, bank_setup['ckpt'])
     store = str(tmp_path / 'bank.lmdb')
     with pytest.raises(RuntimeError, match='gone.mp4'):
         extract_teacher_features(cfg, store, workers=0, progress=False)

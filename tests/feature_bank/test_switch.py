@@ -51,8 +51,8 @@ DEMO_ONLINE = {
 }
 
 
-def test_settings_from_config(setup):
-    settings = bank_settings(setup['cfg'])
+def test_settings_from_config(bank_setup):
+    settings = bank_settings(bank_setup['cfg'])
     assert settings['clip_len'] == CLIP_LEN
     assert settings['frame_interval'] == 1
     assert settings['stride'] == default_stride(CLIP_LEN) == 2
@@ -70,8 +70,8 @@ def test_settings_from_config(setup):
     assert demo['teacher_ckpt'] == 'work_dirs/demo/teacher/teacher.pth'
 
 
-def test_settings_view_made_deterministic(setup):
-    cfg = Config.fromfile(setup['cfg'])
+def test_settings_view_made_deterministic(bank_setup):
+    cfg = Config.fromfile(bank_setup['cfg'])
     pipeline = online_pipeline()
     pipeline[3:3] = [
         dict(type='Resize', scale=(-1, 40)),
@@ -98,12 +98,12 @@ def test_settings_view_made_deterministic(setup):
     ]
 
 
-def test_settings_need_the_online_config(setup):
-    cfg = Config.fromfile(setup['cfg'])
+def test_settings_need_the_online_config(bank_setup):
+    cfg = Config.fromfile(bank_setup['cfg'])
     cfg.model.teacher = None
     with pytest.raises(ValueError, match='model.teacher is not set'):
         bank_settings(cfg)
-    cfg = Config.fromfile(setup['cfg'])
+    cfg = Config.fromfile(bank_setup['cfg'])
     cfg.model.teacher.checkpoint = None
     with pytest.raises(ValueError, match='teacher.checkpoint is not set'):
         bank_settings(cfg)
@@ -230,21 +230,21 @@ def test_switch_on_every_hallucinet_config(path, tmp_path):
                 TRANSFORMS.build(copy.deepcopy(transform))
 
 
-def test_switch_refusals(setup, tmp_path):
+def test_switch_refusals(bank_setup, tmp_path):
     with pytest.raises(FileNotFoundError,
                        match=r'missing\.lmdb.*extract_teacher_features'):
         use_teacher_bank(
-            Config.fromfile(setup['cfg']), str(tmp_path / 'missing.lmdb'))
+            Config.fromfile(bank_setup['cfg']), str(tmp_path / 'missing.lmdb'))
     bank_cfg = use_teacher_bank(
-        Config.fromfile(setup['cfg']), setup['stores']['default'])
+        Config.fromfile(bank_setup['cfg']), bank_setup['stores']['default'])
     with pytest.raises(ValueError, match='model.teacher is not set'):
-        use_teacher_bank(bank_cfg, setup['stores']['default'])
+        use_teacher_bank(bank_cfg, bank_setup['stores']['default'])
 
 
-def test_train_with_teacher_bank_flag(setup, tmp_path):
+def test_train_with_teacher_bank_flag(bank_setup, tmp_path):
     """``tools/train.py CONFIG --teacher-bank STORE``, a real subprocess:
     trains from the bank without building the teacher."""
-    cfg = Config.fromfile(setup['cfg'])
+    cfg = Config.fromfile(bank_setup['cfg'])
     cfg.merge_from_dict(
         dict(
             train_cfg=dict(type='IterBasedTrainLoop', max_iters=2),
@@ -261,7 +261,7 @@ def test_train_with_teacher_bank_flag(setup, tmp_path):
     proc = subprocess.run([
         sys.executable,
         osp.join(REPO, 'tools', 'train.py'), config, '--work-dir', work_dir,
-        '--teacher-bank', setup['stores']['default']
+        '--teacher-bank', bank_setup['stores']['default']
     ],
                           capture_output=True,
                           text=True,
@@ -273,7 +273,7 @@ def test_train_with_teacher_bank_flag(setup, tmp_path):
         weights_only=False)
     assert not [k for k in ckpt['state_dict'] if k.startswith('teacher.')]
     dumped = Config.fromfile(osp.join(work_dir, 'online.py'))
-    assert dumped.teacher_bank == setup['stores']['default']
+    assert dumped.teacher_bank == bank_setup['stores']['default']
 
 
 def _sampler(cfg):
@@ -281,20 +281,20 @@ def _sampler(cfg):
     return next(t for t in pipeline if t['type'] == 'HalluSampleFrames')
 
 
-def test_training_checks_the_store_it_reads(setup, tmp_path):
+def test_training_checks_the_store_it_reads(bank_setup, tmp_path):
     """``--teacher-bank`` refuses, before training, a store of another
     teacher checkpoint, layer pooling, view normalisation or sampling, and
     an unfinished one; naming both sides."""
-    store = setup['stores']['default']
-    record = check_teacher_bank(Config.fromfile(setup['cfg']), store)
-    with open(setup['ckpt'], 'rb') as f:
+    store = bank_setup['stores']['default']
+    record = check_teacher_bank(Config.fromfile(bank_setup['cfg']), store)
+    with open(bank_setup['ckpt'], 'rb') as f:
         assert record['teacher_ckpt_sha256'] == hashlib.sha256(
             f.read()).hexdigest()
     assert {'teacher_ckpt_sha256', 'teacher_config', 'teacher_pool', 'view',
             'out_of_bound_opt'} <= set(record['checked'])
 
     def refused(edit, pattern):
-        cfg = Config.fromfile(setup['cfg'])
+        cfg = Config.fromfile(bank_setup['cfg'])
         edit(cfg)
         with pytest.raises(ValueError, match=pattern):
             check_teacher_bank(cfg, store)
@@ -311,7 +311,7 @@ def test_training_checks_the_store_it_reads(setup, tmp_path):
             r"out_of_bound_opt: store 'loop', requested 'repeat_last'")
 
     # Without the teacher checkpoint, everything else is still compared.
-    cfg = Config.fromfile(setup['cfg'])
+    cfg = Config.fromfile(bank_setup['cfg'])
     cfg.model.teacher.checkpoint = str(tmp_path / 'gone.pth')
     assert 'not compared' in check_teacher_bank(
         cfg, store)['teacher_ckpt_sha256']
@@ -320,14 +320,15 @@ def test_training_checks_the_store_it_reads(setup, tmp_path):
     shutil.copytree(store, unfinished)
     write_meta(unfinished, dict(read_meta(unfinished), complete=False))
     with pytest.raises(ValueError, match=r'unfinished\.lmdb is incomplete'):
-        check_teacher_bank(Config.fromfile(setup['cfg']), unfinished)
+        check_teacher_bank(Config.fromfile(bank_setup['cfg']), unfinished)
 
 
-def test_train_tool_refuses_another_teachers_store(setup, tmp_path):
+def test_train_tool_refuses_another_teachers_store(bank_setup, tmp_path):
     proc = subprocess.run([
         sys.executable,
-        osp.join(REPO, 'tools', 'train.py'), setup['cfg'], '--work-dir',
-        str(tmp_path / 'work'), '--teacher-bank', setup['stores']['default'],
+        osp.join(REPO, 'tools', 'train.py'), bank_setup['cfg'],
+        '--work-dir', str(tmp_path / 'work'),
+        '--teacher-bank', bank_setup['stores']['default'],
         '--cfg-options', 'model.teacher.pool=max'
     ],
                           capture_output=True,
