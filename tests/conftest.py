@@ -2,6 +2,7 @@
 import contextlib
 import functools
 import http.server
+import json
 import os
 import os.path as osp
 import subprocess
@@ -11,6 +12,7 @@ import threading
 import cv2
 import numpy as np
 import pytest
+from filelock import FileLock
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -112,6 +114,28 @@ def make_video_dataset(root: str,
 def video_dataset(tmp_path_factory) -> dict:
     """Eight 24-frame 32x32 mp4 videos of four classes."""
     return make_video_dataset(str(tmp_path_factory.mktemp('videos')))
+
+
+@pytest.fixture(scope='session')
+def bank_setup(tmp_path_factory) -> dict:
+    """A tiny teacher's feature stores, extracted once per test session
+    from real videos (:func:`tests.feature_bank.bank_utils.extract_setup`)
+    and shared by pytest-xdist's workers: the online config (``cfg``), its
+    ``data``, teacher checkpoint (``ckpt``) and ``stores['exact']``
+    (stride 1, float32) and ``stores['default']``. Read-only: a test that
+    changes a store copies it first."""
+    from tests.feature_bank.bank_utils import extract_setup
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        # This session's folder, which holds every worker's.
+        root = root.parent
+    root = root / 'bank_setup'
+    with FileLock(str(root) + '.lock'):
+        done = root / 'setup.json'
+        if not done.is_file():
+            root.mkdir()
+            done.write_text(json.dumps(extract_setup(root)))
+        return json.loads(done.read_text())
 
 
 def run_tool(*args: str, cwd: str = REPO, timeout: int = 600,

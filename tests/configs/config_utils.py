@@ -17,10 +17,9 @@ import numpy as np
 from mmaction.registry import MODELS
 
 from hallucinet_plugin.engine.hallucination import apply_hallucination
-from hallucinet_plugin.feature_bank import FeatureBankWriter
-from hallucinet_plugin.feature_bank.bank_format import FORMAT, FORMAT_VERSION
 from hallucinet_plugin.feature_bank.geometry import window_starts
 from tests.conftest import make_video_dataset
+from tests.feature_bank.bank_utils import write_bank
 
 # Small enough for paper-size networks on a CPU (see shrink_pipeline).
 RESIZE = 40
@@ -110,32 +109,18 @@ def teacher_bank(data: Dict, dim: int, clip_len: int,
     path = osp.join(data['root'], f'bank_{dim}_{clip_len}_{frame_interval}')
     if osp.isdir(path):
         return path
-    settings = dict(
-        format=FORMAT,
-        format_version=FORMAT_VERSION,
-        teacher_config='{}',
-        teacher_ckpt_sha256='0' * 64,
-        teacher_layer=None,
-        teacher_pool='avg',
-        clip_len=clip_len,
-        frame_interval=frame_interval,
-        stride=BANK_STRIDE,
-        out_of_bound_opt='loop',
-        dtype='float16',
-        view={})
     rng = np.random.default_rng(0)
-    keys = sorted(os.listdir(data['video_dir']))
     windows = len(
         window_starts(data['num_frames'], clip_len, frame_interval,
                       BANK_STRIDE))
-    writer = FeatureBankWriter(path, settings)
-    try:
-        for key in keys:
-            writer.put(key, data['num_frames'],
-                       rng.random((windows, dim), dtype=np.float32))
-        writer.finalize(keys, [data['video_dir']])
-    finally:
-        writer.close()
+    tracks = {
+        key: (data['num_frames'],
+              rng.random((windows, dim), dtype=np.float32))
+        for key in sorted(os.listdir(data['video_dir']))
+    }
+    write_bank(path, tracks, [data['video_dir']], clip_len=clip_len,
+               frame_interval=frame_interval, stride=BANK_STRIDE,
+               dtype='float16')
     return path
 
 

@@ -45,10 +45,9 @@ from demo.dive_demo_data import (
     generate_dive_demo_dataset,
 )
 from hallucinet_plugin.datasets.mtl_aqa_dataset import load_plain_pickle
-from hallucinet_plugin.feature_bank import FeatureBankWriter
-from hallucinet_plugin.feature_bank.bank_format import FORMAT, FORMAT_VERSION
 from hallucinet_plugin.feature_bank.geometry import window_starts
 from tests.conftest import REPO, TINY_TEACHER_DIM, tiny_teacher
+from tests.feature_bank.bank_utils import write_bank
 
 CONFIG_DIR = osp.join(REPO, 'configs', 'mtl_aqa')
 CONFIGS = sorted(
@@ -138,30 +137,16 @@ def teacher_bank(release: str, dim: int, clip_len: int) -> str:
     path = osp.join(release, f'bank_{dim}_{clip_len}')
     if path in _BANKS:
         return path
-    writer = FeatureBankWriter(
-        path,
-        dict(
-            format=FORMAT,
-            format_version=FORMAT_VERSION,
-            teacher_config='{}',
-            teacher_ckpt_sha256='0' * 64,
-            teacher_layer=None,
-            teacher_pool='avg',
-            clip_len=clip_len,
-            frame_interval=1,
-            stride=BANK_STRIDE,
-            out_of_bound_opt='repeat_last',
-            dtype='float16',
-            view={}))
     rng = np.random.default_rng(0)
     video_dir = osp.join(release, VIDEO_DIR)
-    keys = sorted(os.listdir(video_dir))
-    for key in keys:
+    tracks = {}
+    for key in sorted(os.listdir(video_dir)):
         total = len(decord.VideoReader(osp.join(video_dir, key)))
         windows = len(window_starts(total, clip_len, 1, BANK_STRIDE))
-        writer.put(key, total, rng.random((windows, dim), dtype=np.float32))
-    writer.finalize(keys, [video_dir])
-    writer.close()
+        tracks[key] = (total, rng.random((windows, dim), dtype=np.float32))
+    write_bank(path, tracks, [video_dir], clip_len=clip_len,
+               stride=BANK_STRIDE, out_of_bound_opt='repeat_last',
+               dtype='float16')
     _BANKS[path] = True
     return path
 

@@ -5,6 +5,7 @@ import os.path as osp
 from typing import Dict, Sequence
 
 import numpy as np
+from mmaction.registry import DATASETS
 
 from hallucinet_plugin.datasets.tfrecord_sequences import (
     write_sequence_records,
@@ -61,3 +62,22 @@ def write_records(path: str, labels: Sequence[Sequence[int]],
         videos.append(video)
     write_sequence_records(path, videos)
     return {v['id']: v for v in videos}
+
+
+def sequence_pipeline(streams=('appearance', 'motion'), num_steps=4,
+                      test_mode=False):
+    """Read, sample and pack the feature streams."""
+    return [
+        dict(type='LoadFeatureSequence', streams=streams),
+        dict(
+            type='SampleFeatureSequence',
+            num_steps=num_steps,
+            test_mode=test_mode),
+        dict(type='PackActionInputs', collect_keys=streams)
+    ]
+
+
+def build_dataset(**kwargs):
+    """A ``FeatureSequenceDataset`` (default pipeline: all streams)."""
+    kwargs.setdefault('pipeline', sequence_pipeline())
+    return DATASETS.build(dict(type='FeatureSequenceDataset', **kwargs))

@@ -2,8 +2,8 @@
 loss terms and the batch's videos, in one process and on every rank of a
 torchrun. The NaN is one video's teacher targets, set by
 ``PoisonTargetsHook`` (a corrupt feature-bank entry no longer gets that
-far: the store refuses it, see tests/feature_bank/
-test_store_integrity.py)."""
+far: the store refuses it, see tests/feature_bank/test_store.py and
+test_writer.py)."""
 import os.path as osp
 
 import pytest

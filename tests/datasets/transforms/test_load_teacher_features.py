@@ -12,50 +12,10 @@ from torch.utils.data import DataLoader
 
 import hallucinet_plugin  # noqa: F401
 import hallucinet_plugin.datasets.transforms.load_teacher_features  # noqa
-from hallucinet_plugin.feature_bank import FeatureBankWriter
-from hallucinet_plugin.feature_bank.bank_format import FORMAT, FORMAT_VERSION
-from hallucinet_plugin.feature_bank.geometry import (
-    nearest_windows,
-    window_starts,
-)
 from tests.conftest import make_video_dataset
+from tests.feature_bank.bank_utils import DIM, PREFIX, ramp_track, write_bank
 
 init_default_scope('mmaction')
-
-DIM = 6
-PREFIX = '/data/videos'
-
-
-def write_bank(path, tracks, stride=4, clip_len=8, frame_interval=1,
-               prefixes=(PREFIX, )):
-    """A bank of hand-made tracks ``{key: (total_frames, (W, D) array)}``."""
-    settings = dict(
-        format=FORMAT,
-        format_version=FORMAT_VERSION,
-        teacher_config='{}',
-        teacher_ckpt_sha256='0' * 64,
-        teacher_layer=None,
-        teacher_pool='avg',
-        clip_len=clip_len,
-        frame_interval=frame_interval,
-        stride=stride,
-        out_of_bound_opt='loop',
-        dtype='float32',
-        view={})
-    writer = FeatureBankWriter(path, settings)
-    for key, (total, feats) in tracks.items():
-        writer.put(key, total, feats)
-    writer.finalize(list(tracks), list(prefixes))
-    writer.close()
-    return str(path)
-
-
-def ramp_track(total, stride=4, clip_len=8, offset=0.):
-    """Row ``i`` is ``offset + i`` everywhere: the window is readable."""
-    windows = len(window_starts(total, clip_len, 1, stride))
-    rows = offset + np.arange(windows, dtype=np.float32)
-    return total, np.repeat(rows[:, None], DIM, axis=1)
-
 
 def results(key='a.mp4', starts=(0, ), **extra):
     return dict(
@@ -88,14 +48,6 @@ def test_picks_the_nearest_window_ties_to_the_earlier(bank):
     # argmin returns the first minimum: the earlier window on ties.
     assert np.array_equal(picked, windows[distance.argmin(1)])
     assert distance.min(1).max() == 2
-
-
-def test_nearest_windows_odd_stride():
-    starts = np.arange(0, 13)
-    picked = nearest_windows(starts, 3, 5) * 3
-    windows = np.arange(0, 13, 3)
-    expected = windows[np.abs(starts[:, None] - windows).argmin(1)]
-    assert np.array_equal(picked, expected)
 
 
 def test_start_index_offsets_the_clip(bank):
