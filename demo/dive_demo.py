@@ -44,6 +44,7 @@ from demo.driver import (
     check_counts,
     command_line,
     last_scalar,
+    no_loader_workers,
     read_checkpoint,
     run_jobs,
     top1_from_dump,
@@ -288,17 +289,13 @@ class DiveDemo(Driver):
 
     @staticmethod
     def loader_options(log: Optional[str] = None) -> List[str]:
-        """Decoding in the training process, no data-loader workers: on 2
-        cores, worker processes next to the training threads made decord
+        """No data-loader workers, whether runs go side by side or not: on
+        2 cores, worker processes next to the training threads made decord
         slow (it hands every frame over from its own decoding thread, and
-        with both cores busy a dive took 23-33 ms instead of 4): a student
-        iteration took 0.41 s with the configs' 2 workers and 0.19 s with
-        none, the teacher's 12 epochs 166 s and 146 s."""
-        return [
-            f'{split}_dataloader.{key}'
-            for split in ('train', 'val', 'test')
-            for key in ('num_workers=0', 'persistent_workers=False')
-        ]
+        with both cores busy a dive took 23-33 ms instead of 4); the
+        teacher's 12 epochs took 166 s with the configs' 2 workers, 146 s
+        with none."""
+        return no_loader_workers()
 
     def pretrain(self, teacher_ckpt: str) -> Dict[str, Dict]:
         """Stage 1 of Table 9, both kinds side by side: the dive student

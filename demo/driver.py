@@ -144,6 +144,18 @@ def run_tool_main(tool: str, *argv: str):
         close_log_files()
 
 
+def no_loader_workers() -> List[str]:
+    """``--cfg-options`` that decode in the training process, with no
+    data-loader worker processes: next to runs or training threads that
+    already fill the cores they only compete (measured on 2 cores: runs
+    side by side 15% slower with 2 workers each; a dive student's
+    iteration 0.41 s with 2 workers, 0.19 s with none)."""
+    return [
+        f'{split}_dataloader.{key}' for split in ('train', 'val', 'test')
+        for key in ('num_workers=0', 'persistent_workers=False')
+    ]
+
+
 def read_checkpoint(work_dir: str) -> str:
     """The last checkpoint a Runner wrote into ``work_dir``."""
     with open(osp.join(work_dir, 'last_checkpoint')) as f:

@@ -25,6 +25,7 @@ from demo.driver import (
     add_student_args,
     check_counts,
     command_line,
+    no_loader_workers,
     read_checkpoint,
     top1_from_dump,
 )
@@ -228,14 +229,8 @@ class Demo(Driver):
             # Labelled videos per batch (unlabelled ones come on top).
             opts.append('train_dataloader.batch_size='
                         f"{self.sizes['student_batch_size']}")
-        # Runs side by side fill the cores: data-loader worker processes
-        # would only compete with them (measured: 15% slower with 2 workers
-        # per run).
-        loader_opts = [] if log is None else [
-            f'{split}_dataloader.{key}'
-            for split in ('train', 'val', 'test')
-            for key in ('num_workers=0', 'persistent_workers=False')
-        ]
+        # Runs side by side fill the cores: no data-loader workers.
+        loader_opts = [] if log is None else no_loader_workers()
         opts += loader_opts
         config = self.student_config(name)
         bank = []
