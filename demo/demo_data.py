@@ -29,14 +29,21 @@ number of workers or the order in which they finish.
 import json
 import os
 import os.path as osp
-import shutil
-from multiprocessing import Pool
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
 from mmengine.logging import print_log
-from mmengine.utils import track_parallel_progress, track_progress
+
+from demo.generation import (
+    check_positive,
+    hsv_to_rgb,
+    periodic_texture,
+    remove_paths,
+    run_tasks,
+    write_text,
+    write_video,
+)
 
 # Bump whenever a change alters the generated pixels or annotations, so an old
 # dataset on disk is reported as different instead of silently reused.
@@ -74,35 +81,6 @@ _VIDEO_DIR = 'videos'
 
 def _list_file(split: str) -> str:
     return f'{split}_list.txt'
-
-
-def _hsv_to_rgb(hue: float, sat: float, val: float) -> Tuple[int, ...]:
-    """An RGB colour (0-255 ints) from HSV components in ``[0, 1]``."""
-    hsv = np.array([[[hue * 180.0, sat * 255.0, val * 255.0]]], np.float32)
-    rgb = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)[0, 0]
-    return tuple(int(c) for c in rgb)
-
-
-def _periodic_texture(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A smooth texture that tiles seamlessly, so shifting the camera on the
-    torus never shows a seam.
-
-    Returns:
-        np.ndarray: Float texture in roughly ``[-1, 1]``, shape
-        ``(size, size, 3)``.
-    """
-    freqs = np.fft.fftfreq(size) * size
-    radius = np.hypot(freqs[:, None], freqs[None, :])
-    # Only the lowest few spatial frequencies: blobs, not pixel noise.
-    envelope = np.where((radius > 0) & (radius <= 4), 1.0 / (radius + 1), 0.)
-    channels = []
-    for _ in range(3):
-        spectrum = envelope * (
-            rng.standard_normal((size, size)) +
-            1j * rng.standard_normal((size, size)))
-        channels.append(np.fft.ifft2(spectrum).real)
-    texture = np.stack(channels, axis=-1)
-    return texture / (np.abs(texture).max() + 1e-8)
 
 
 def _dart(length: float, angle: float) -> np.ndarray:
@@ -242,15 +220,15 @@ def render_video(rng: np.random.Generator,
         _dart(rng.uniform(*_SPRITE_LENGTH) * scale, pose_angle))
     # Vivid with a dark outline: the sprite is easy to find, so what one
     # frame tells is bounded by its pose, not by how hard it is to see.
-    sprite_color = _hsv_to_rgb(rng.random(), rng.uniform(0.7, 1.0),
+    sprite_color = hsv_to_rgb(rng.random(), rng.uniform(0.7, 1.0),
                                rng.uniform(0.9, 1.0))
 
     # Muted, so the vivid sprite stands out; its texture and the clutter
     # still give a one-frame model plenty to overfit to.
     base = np.array(
-        _hsv_to_rgb(rng.random(), rng.uniform(0.1, 0.4), rng.uniform(
+        hsv_to_rgb(rng.random(), rng.uniform(0.1, 0.4), rng.uniform(
             0.3, 0.55)), np.float32)
-    texture = _periodic_texture(rng, size)
+    texture = periodic_texture(rng, size)
     background = np.clip(base + 35.0 * texture, 0, 255).astype(np.uint8)
 
     times = np.arange(num_frames)[:, None]
@@ -263,7 +241,7 @@ def render_video(rng: np.random.Generator,
         position = rng.uniform(0, size, 2)
         drift = rng.uniform(0, _CLUTTER_SPEED) * scale * np.array(
             [np.cos(angle), np.sin(angle)])
-        color = _hsv_to_rgb(rng.random(), rng.uniform(0.2, 1.0),
+        color = hsv_to_rgb(rng.random(), rng.uniform(0.2, 1.0),
                             rng.uniform(0.2, 1.0))
         clutter.append(([_prepare(shape) for shape in shapes],
                         ((position + times * drift) % size).tolist(), color))
@@ -315,21 +293,6 @@ def render_video(rng: np.random.Generator,
     return frames, latents
 
 
-def write_video(path: str, frames: np.ndarray, fps: int) -> None:
-    """Encode RGB ``frames`` of shape ``(T, H, W, 3)`` as MPEG-4 part 2."""
-    height, width = frames.shape[1:3]
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'mp4v'), fps,
-                             (width, height))
-    if not writer.isOpened():
-        raise RuntimeError(f'OpenCV cannot open an mp4v writer for {path}')
-    try:
-        # OpenCV wants BGR; one copy for the whole clip, not one per frame.
-        for frame in np.ascontiguousarray(frames[..., ::-1]):
-            writer.write(frame)
-    finally:
-        writer.release()
-
-
 def _balanced_labels(seed: int, split_id: int, num_videos: int,
                      num_classes: int) -> np.ndarray:
     """Class of each video: equal counts (off by at most one when
@@ -340,29 +303,6 @@ def _balanced_labels(seed: int, split_id: int, num_videos: int,
     # Which classes get the remainder is random too, not always the first.
     class_order = rng.permutation(num_classes)
     return rng.permutation(class_order[labels])
-
-
-def _init_worker() -> None:
-    # One OpenCV thread per worker: the pool already uses every core.
-    cv2.setNumThreads(1)
-
-
-def run_tasks(fn: Callable, tasks: Sequence, workers: int,
-              progress: bool = False) -> List:
-    """``fn`` over ``tasks`` in order, in ``workers`` processes (one
-    OpenCV thread each), with mmengine's progress bar if ``progress``: the
-    one process pool of both demo generators."""
-    workers = min(workers, len(tasks))
-    if workers <= 1:
-        _init_worker()
-        if progress:
-            return track_progress(fn, tasks)
-        return [fn(task) for task in tasks]
-    if progress:
-        return track_parallel_progress(
-            fn, tasks, workers, initializer=_init_worker, chunksize=4)
-    with Pool(workers, initializer=_init_worker) as pool:
-        return pool.map(fn, tasks, chunksize=4)
 
 
 def _make_video(task: Tuple) -> Tuple[str, int, Dict]:
@@ -388,28 +328,10 @@ def _owned_paths(out_dir: str) -> List[str]:
 
 
 def _remove_owned(out_dir: str) -> None:
-    for path in _owned_paths(out_dir):
-        if osp.isdir(path):
-            shutil.rmtree(path)
-        elif osp.lexists(path):
-            os.remove(path)
+    remove_paths(_owned_paths(out_dir))
     video_root = osp.join(out_dir, _VIDEO_DIR)
     if osp.isdir(video_root) and not os.listdir(video_root):
         os.rmdir(video_root)
-
-
-def _write_text(path: str, text: str) -> None:
-    """Write via a temporary file and rename, so no reader sees half."""
-    with open(path + '.tmp', 'w') as f:
-        f.write(text)
-    os.replace(path + '.tmp', path)
-
-
-def _check_positive(name: str, value, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f'{name} must be an int, got {value!r}')
-    if value < minimum:
-        raise ValueError(f'{name} must be >= {minimum}, got {value}')
 
 
 def generate_demo_dataset(out_dir: str,
@@ -461,19 +383,19 @@ def generate_demo_dataset(out_dir: str,
         can expect). Only in the returned dict, ``generated`` is False when
         an existing dataset was reused.
     """
-    _check_positive('seed', seed, minimum=0)
-    _check_positive('num_teacher_videos', num_teacher_videos)
-    _check_positive('num_train_videos', num_train_videos)
-    _check_positive('num_val_videos', num_val_videos)
-    _check_positive('num_frames', num_frames)
-    _check_positive('size', size, minimum=16)
-    _check_positive('fps', fps)
+    check_positive('seed', seed, minimum=0)
+    check_positive('num_teacher_videos', num_teacher_videos)
+    check_positive('num_train_videos', num_train_videos)
+    check_positive('num_val_videos', num_val_videos)
+    check_positive('num_frames', num_frames)
+    check_positive('size', size, minimum=16)
+    check_positive('fps', fps)
     if not 0.0 <= pose_agreement <= 1.0:
         raise ValueError(
             f'pose_agreement must be in [0, 1], got {pose_agreement}')
     if workers is None:
         workers = os.cpu_count() or 1
-    _check_positive('workers', workers)
+    check_positive('workers', workers)
 
     params = dict(
         seed=int(seed),
@@ -543,7 +465,7 @@ def generate_demo_dataset(out_dir: str,
     for split in SPLITS:
         split_results = results[start:start + counts[split]]
         start += counts[split]
-        _write_text(
+        write_text(
             osp.join(out_dir, _list_file(split)),
             ''.join(f'{path} {label}\n' for path, label, _ in split_results))
         class_counts = np.bincount([label for _, label, _ in split_results],
@@ -555,9 +477,9 @@ def generate_demo_dataset(out_dir: str,
             num_videos=counts[split],
             class_counts=dict(zip(CLASSES, class_counts.tolist())),
             pose_agreement_observed=round(float(agree), 4))
-    _write_text(
+    write_text(
         osp.join(out_dir, _LABEL_MAP_FILE),
         ''.join(f'{name}\n' for name in CLASSES))
     # Last: its presence is what marks the dataset complete.
-    _write_text(meta_path, json.dumps(meta, indent=2) + '\n')
+    write_text(meta_path, json.dumps(meta, indent=2) + '\n')
     return dict(meta, generated=True)

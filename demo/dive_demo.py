@@ -1,4 +1,5 @@
-"""The long-term job on the generated diving demo (``tools/dive_demo.py``);
+"""The long-term job on the generated diving demo (``python -m demo
+dive``);
 its results are :mod:`demo.dive_demo_report`'s.
 
 Generates the diving demo (:mod:`demo.dive_demo_data`: event videos in
@@ -12,18 +13,16 @@ mean and spread per row and the difference to vanilla with Welch's 95%
 confidence interval over seeds (also written as Markdown, JSON and a plot).
 
 Like :mod:`demo.hallucinet_demo`, every stage runs the project's own
-``tools/train.py`` and ``tools/test.py`` (:meth:`Demo.run`; their ``main``
-in this process when runs go one at a time, subprocesses otherwise), so
+``tools/train.py`` and ``tools/test.py`` (:meth:`demo.driver.Driver.run`;
+their ``main`` in this process when runs go one at a time, subprocesses
+otherwise), so
 the demo exercises exactly what a user runs; the metrics are the
 plugin's own (:class:`DivePropertyAccuracy`, :class:`SpearmanCorrelation`)
 over the predictions ``tools/test.py --dump`` writes.
 """
 import argparse
 import os.path as osp
-import shutil
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Sequence
 
 from demo.dive_demo_report import (
@@ -31,14 +30,25 @@ from demo.dive_demo_report import (
     UNLABELLED,
     final_validation,
     grid_row,
-    last_scalar,
     summarize,
     summarize_models,
     teacher_metrics,
     with_mean_accuracy,
     write_results,
 )
-from demo.hallucinet_demo import REPO, Demo, top1_from_dump
+from demo.driver import (
+    REPO,
+    Driver,
+    add_common_args,
+    add_student_args,
+    check_counts,
+    command_line,
+    last_scalar,
+    no_loader_workers,
+    read_checkpoint,
+    run_jobs,
+    top1_from_dump,
+)
 
 CONFIG_DIR = osp.join(REPO, 'configs', 'mtl_aqa', 'demo')
 TEACHER_CONFIG = osp.join(CONFIG_DIR,
@@ -104,26 +114,33 @@ _DATA_KEYS = ('num_train_events', 'num_test_events',
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
+        prog='python -m demo dive',
         description='HalluciNet diving demo: teacher, sparse-frame LSTM '
         'students without and with hallucination (also on unlabelled '
         'dives), per-property accuracy and Spearman with confidence '
         'intervals, on generated MTL-AQA-layout data')
-    parser.add_argument(
-        '--work-dir',
-        default='work_dirs/dive_demo',
-        help='where everything goes')
-    parser.add_argument(
-        '--data-root',
-        default='data/dive_demo',
-        help='dive demo dataset directory')
-    parser.add_argument(
-        '--seeds', type=int, default=3, help='seeds per student model')
-    parser.add_argument(
-        '--models',
-        nargs='+',
+    add_common_args(
+        parser,
+        work_dir='work_dirs/dive_demo',
+        data_root='data/dive_demo',
+        seeds=3,
+        jobs=1,
+        jobs_help='student runs trained at once, one CPU thread each (their '
+        'output goes to <work-dir>/<model>/seed<k>/console.log); 1 (the '
+        'default) runs them one after another with all threads, output '
+        'shown. On 2 cores two runs at once are slower: decord hands each '
+        'frame over from its decoding thread, and with both cores busy a '
+        'dive took 23-33 ms to decode instead of 4',
+        quick_help='smoke run: tiny dataset, one or a few epochs per stage')
+    add_student_args(
+        parser,
+        models=list(STUDENTS),
         default=list(STUDENTS),
-        choices=list(STUDENTS),
-        help='student models to train')
+        models_help='student models to train',
+        unlabelled_ratio=1.0,
+        online_help='run the teacher online in every HalluciNet run instead '
+        'of extracting the feature bank once (about twice the students\' '
+        'time)')
     parser.add_argument(
         '--student-epochs',
         type=int,
@@ -136,27 +153,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='override the teacher\'s epochs (at least 3: constant rate '
         'for two thirds, then a cosine decay)')
     parser.add_argument(
-        '--unlabelled-ratio',
-        type=float,
-        default=1.0,
-        help='unlabelled dives per labelled one in the batches of '
-        'hallucinet-unlabelled (tools/train.py --unlabelled-ratio)')
-    parser.add_argument(
-        '--online-teacher',
-        action='store_true',
-        help='run the teacher online in every HalluciNet run instead of '
-        'extracting the feature bank once (about twice the students\' time)')
-    parser.add_argument(
-        '--jobs',
-        type=int,
-        default=1,
-        help='student runs trained at once, one CPU thread each (their '
-        'output goes to <work-dir>/<model>/seed<k>/console.log); 1 (the '
-        'default) runs them one after another with all threads, output '
-        'shown. On 2 cores two runs at once are slower: decord hands each '
-        'frame over from its decoding thread, and with both cores busy a '
-        'dive took 23-33 ms to decode instead of 4')
-    parser.add_argument(
         '--pretrain',
         action='store_true',
         help='also the paper\'s Table 9: stage 1 on the main demo\'s '
@@ -166,15 +162,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--pretrain-data-root',
         default='data/dive_demo_pretrain',
         help='stage 1\'s dataset directory (the main demo\'s generator)')
-    parser.add_argument(
-        '--quick',
-        action='store_true',
-        help='smoke run: tiny dataset, one or a few epochs per stage')
-    parser.add_argument(
-        '--data-seed', type=int, default=0, help='seed of the dataset')
     args = parser.parse_args(argv)
-    if args.jobs < 1 or args.seeds < 1:
-        parser.error('--jobs and --seeds must be >= 1')
+    check_counts(parser, args)
+    args.command = command_line('dive', argv)
     if args.teacher_epochs is not None and args.teacher_epochs < 3:
         parser.error('--teacher-epochs must be >= 3')
     if args.student_epochs is not None and args.student_epochs < 1:
@@ -184,8 +174,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         print(f'--models: the rows are compared with {BASELINE}; training '
               'it too')
         args.models = [BASELINE] + args.models
-    # Demo's stages read it.
-    args.tensorboard = False
     return args
 
 
@@ -202,12 +190,13 @@ def teacher_schedule(epochs: int) -> List[str]:
     ]
 
 
-class DiveDemo(Demo):
+class DiveDemo(Driver):
     """The stages of the diving demo; see the module docstring."""
 
     # One run at a time by default (--jobs 1): training and testing in this
     # process spare each of its 12 runs the imports of a new one.
     IN_PROCESS_TOOLS = ('tools/train.py', 'tools/test.py')
+    UNLABELLED = UNLABELLED
 
     def __init__(self, args: argparse.Namespace) -> None:
         super().__init__(args)
@@ -256,22 +245,11 @@ class DiveDemo(Demo):
         except ValueError as e:
             if 'other parameters' not in str(e):
                 raise
-            raise ValueError(f'{e}. tools/dive_demo.py: remove '
+            raise ValueError(f'{e}. python -m demo dive: remove '
                              f'{self.data_root} (it is regenerated in '
                              'seconds) or pass another --data-root') from e
         self.timings['dataset'] = time.time() - start
         return meta
-
-    def extract_bank(self, teacher_ckpt: str) -> None:
-        """The teacher's features over the event videos of the labelled
-        dives, and of the unlabelled ones when a row uses them, once; each
-        dive finds its clips by their frames in its event video."""
-        config = self.student_config('hallucinet')
-        self.run('feature bank', 'tools/extract_teacher_features.py', config,
-                 '--out', self.bank, '--splits', 'train', '--workers', '2',
-                 *self.unlabelled_args(self.args.models), '--cfg-options',
-                 f'model.teacher.checkpoint={teacher_ckpt}',
-                 *self.data_options())
 
     def teacher_data_options(self, splits=('train', 'val')) -> List[str]:
         root = self.data_root
@@ -287,22 +265,13 @@ class DiveDemo(Demo):
         return opts
 
     def train_teacher(self) -> str:
-        ckpt = osp.join(self.teacher_dir, 'teacher.pth')
-        if osp.isfile(ckpt):
-            print(f'=== teacher: {ckpt} exists, reusing it')
-            return ckpt
         # No validation while training: the test below reads the same
         # held-out clips, with the sense and the count apart.
         opts = self.teacher_data_options(('train', )) + teacher_schedule(
             self.sizes['teacher_epochs']) + self.loader_options() + [
                 'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None'
             ]
-        self.run('teacher', 'tools/train.py', TEACHER_CONFIG, '--work-dir',
-                 self.teacher_dir, '--cfg-options', *opts)
-        with open(osp.join(self.teacher_dir, 'last_checkpoint')) as f:
-            last = f.read().strip()
-        shutil.copyfile(last, ckpt)
-        return ckpt
+        return self.teacher_checkpoint(TEACHER_CONFIG, opts)
 
     def test_teacher(self, ckpt: str) -> Dict:
         dump = osp.join(self.teacher_dir, 'test_predictions.pkl')
@@ -320,17 +289,13 @@ class DiveDemo(Demo):
 
     @staticmethod
     def loader_options(log: Optional[str] = None) -> List[str]:
-        """Decoding in the training process, no data-loader workers: on 2
-        cores, worker processes next to the training threads made decord
+        """No data-loader workers, whether runs go side by side or not: on
+        2 cores, worker processes next to the training threads made decord
         slow (it hands every frame over from its own decoding thread, and
-        with both cores busy a dive took 23-33 ms instead of 4): a student
-        iteration took 0.41 s with the configs' 2 workers and 0.19 s with
-        none, the teacher's 12 epochs 166 s and 146 s."""
-        return [
-            f'{split}_dataloader.{key}'
-            for split in ('train', 'val', 'test')
-            for key in ('num_workers=0', 'persistent_workers=False')
-        ]
+        with both cores busy a dive took 23-33 ms instead of 4); the
+        teacher's 12 epochs took 166 s with the configs' 2 workers, 146 s
+        with none."""
+        return no_loader_workers()
 
     def pretrain(self, teacher_ckpt: str) -> Dict[str, Dict]:
         """Stage 1 of Table 9, both kinds side by side: the dive student
@@ -358,8 +323,7 @@ class DiveDemo(Demo):
         def stage1(kind: str) -> Dict:
             config = osp.join(PRETRAIN_DIR, STAGE1[kind][0])
             work_dir = osp.join(self.work_dir, 'pretrain', kind)
-            log = osp.join(work_dir,
-                           'console.log') if self.args.jobs > 1 else None
+            log = self.run_log(work_dir)
             opts = data + self.loader_options(log) + [
                 f'train_cfg.max_epochs={epochs}',
                 f'train_cfg.val_interval={epochs}',
@@ -370,8 +334,7 @@ class DiveDemo(Demo):
             self.run(f'stage 1 {kind}', 'tools/train.py', config,
                      '--work-dir', work_dir, '--seed', '0', '--cfg-options',
                      *opts, log=log)
-            with open(osp.join(work_dir, 'last_checkpoint')) as f:
-                ckpt = f.read().strip()
+            ckpt = read_checkpoint(work_dir)
             dump = osp.join(work_dir, 'test_predictions.pkl')
             self.run(f'stage 1 {kind} test', 'tools/test.py', config, ckpt,
                      '--work-dir', work_dir, '--dump', dump,
@@ -385,8 +348,8 @@ class DiveDemo(Demo):
         print(f'\n=== stage 1 (Table 9): {", ".join(STAGE1)} on the main '
               f"demo's {meta['splits']['train']['num_videos']} labelled "
               'videos', flush=True)
-        with ThreadPoolExecutor(self.args.jobs) as pool:
-            results = dict(zip(STAGE1, pool.map(stage1, STAGE1)))
+        results = dict(zip(STAGE1, run_jobs(stage1, list(STAGE1),
+                                            self.args.jobs)))
         for kind, result in results.items():
             print(f"  stage 1 {kind}: top-1 {result['top1']:.1f}% on "
                   f"{meta['splits']['val']['num_videos']} videos",
@@ -404,8 +367,7 @@ class DiveDemo(Demo):
                       teacher_ckpt: str,
                       appearance_ckpt: Optional[str] = None) -> Dict:
         work_dir = osp.join(self.work_dir, name, f'seed{seed}')
-        log = osp.join(work_dir,
-                       'console.log') if self.args.jobs > 1 else None
+        log = self.run_log(work_dir)
         epochs = self.sizes['student_epochs']
         loader_opts = self.loader_options(log)
         config = self.student_config(name)
@@ -431,8 +393,7 @@ class DiveDemo(Demo):
                  '--work-dir', work_dir, '--seed', str(seed), *bank,
                  *self.unlabelled_args([name]), '--cfg-options', *opts,
                  log=log)
-        with open(osp.join(work_dir, 'last_checkpoint')) as f:
-            ckpt = f.read().strip()
+        ckpt = read_checkpoint(work_dir)
         # The test dives are the validation set: the last epoch's
         # validation is the test (student only, no teacher; the plugin's
         # DivePropertyAccuracy and SpearmanCorrelation). A separate
@@ -471,8 +432,7 @@ class DiveDemo(Demo):
             unlabelled_ratio=self.args.unlabelled_ratio,
             timings=self.timings,
             elapsed=time.time() - start,
-            command=' '.join(['python', 'tools/dive_demo.py'] +
-                             sys.argv[1:]))
+            command=self.args.command)
         if self.args.pretrain:
             stage1 = self.pretrain(teacher_ckpt)
             grid = self.train_students(teacher_ckpt, list(GRID))

@@ -59,19 +59,19 @@ import json
 import os
 import os.path as osp
 import pickle
-import shutil
 from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
 from mmengine.logging import print_log
 
-from demo.demo_data import (
-    _check_positive,
-    _hsv_to_rgb,
-    _periodic_texture,
-    _write_text,
+from demo.generation import (
+    check_positive,
+    hsv_to_rgb,
+    periodic_texture,
+    remove_paths,
     run_tasks,
+    write_text,
     write_video,
 )
 
@@ -180,7 +180,7 @@ class _Dive:
         self.wobble_phase = rng.uniform(0, 2 * np.pi)
         self.peak = rng.uniform(0.04, 0.1) * size
         self.entry_x = rng.uniform(0.55, 0.75) * size
-        self.color = _hsv_to_rgb(rng.random(), rng.uniform(0.6, 1.0),
+        self.color = hsv_to_rgb(rng.random(), rng.uniform(0.6, 1.0),
                                  rng.uniform(0.8, 1.0))
 
     def pose(self, t: float) -> Optional[Tuple[float, float, np.ndarray]]:
@@ -263,13 +263,13 @@ class _Scene:
     def __init__(self, rng: np.random.Generator, size: int) -> None:
         self.size = size
         base = np.array(
-            _hsv_to_rgb(rng.random(), rng.uniform(0.1, 0.4),
+            hsv_to_rgb(rng.random(), rng.uniform(0.1, 0.4),
                         rng.uniform(0.35, 0.6)), np.float32)
-        texture = _periodic_texture(rng, size)
+        texture = periodic_texture(rng, size)
         img = np.clip(base + _TEXTURE * texture, 0, 255).astype(np.uint8)
         water_top = int(_WATER_Y * size)
         water = np.array(
-            _hsv_to_rgb(
+            hsv_to_rgb(
                 rng.uniform(0.5, 0.62), rng.uniform(0.5, 0.8),
                 rng.uniform(0.45, 0.7)), np.float32)
         img[water_top:] = np.clip(water + _TEXTURE * texture[water_top:],
@@ -413,12 +413,6 @@ def _owned_paths(out_dir: str) -> List[str]:
     return [osp.join(out_dir, name) for name in names]
 
 
-def _remove_owned(out_dir: str) -> None:
-    for path in _owned_paths(out_dir):
-        if osp.isdir(path):
-            shutil.rmtree(path)
-        elif osp.lexists(path):
-            os.remove(path)
 
 
 def _dump_pickle(obj, path: str) -> None:
@@ -485,7 +479,7 @@ def generate_dive_demo_dataset(out_dir: str,
         ('num_teacher_clips', num_teacher_clips, 0),
         ('teacher_clip_frames', teacher_clip_frames, 1), ('size', size, 32),
         ('fps', fps, 1)):
-        _check_positive(name, value, minimum)
+        check_positive(name, value, minimum)
     if size % 32:
         raise ValueError(f'size must be a multiple of 32, got {size}')
     if num_train_events + num_test_events + num_unlabelled_events > 99:
@@ -525,7 +519,7 @@ def generate_dive_demo_dataset(out_dir: str,
                 f'parameters ({old.get("params")}, generator version '
                 f'{old.get("generator_version")}); pass overwrite=True or '
                 'choose another out_dir')
-    _remove_owned(out_dir)
+    remove_paths(_owned_paths(out_dir))
     os.makedirs(osp.join(out_dir, VIDEO_DIR))
     os.makedirs(osp.join(out_dir, TEACHER_DIR))
 
@@ -562,7 +556,7 @@ def generate_dive_demo_dataset(out_dir: str,
                       workers)
     for split, keep in (('train', lambda i: i % 6 != 5),
                         ('val', lambda i: i % 6 == 5)):
-        _write_text(
+        write_text(
             osp.join(out_dir, TEACHER_LISTS[split]),
             ''.join(f'{name} {label}\n'
                     for i, (name, label) in enumerate(clips) if keep(i)))
@@ -585,5 +579,5 @@ def generate_dive_demo_dataset(out_dir: str,
             for split, keys in splits.items()
         },
         latents=latents)
-    _write_text(meta_path, json.dumps(meta, indent=1) + '\n')
+    write_text(meta_path, json.dumps(meta, indent=1) + '\n')
     return dict(meta, generated=True)

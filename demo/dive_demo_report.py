@@ -2,14 +2,20 @@
 run, their summary over seeds (mean, spread, Welch's interval of the
 difference to the baseline row), the Markdown tables, JSON and the plot.
 """
-import json
-import os
-import os.path as osp
 import pickle
-from typing import Dict, List, Optional
+from typing import Dict, List
 
-from demo.hallucinet_demo import class_predictions, top1_from_dump
-from hallucinet_plugin.utils import difference_ci, seed_summary
+from demo.driver import (
+    bars_with_seeds,
+    class_predictions,
+    compare_seeds,
+    diff_cell,
+    figure,
+    mean_std,
+    read_scalars,
+    top1_from_dump,
+)
+from demo.driver import write_results as write_outputs
 from hallucinet_plugin.utils.report import markdown_table as _table
 
 # The rows every other row is compared with, and those that also learn
@@ -53,38 +59,15 @@ def final_validation(work_dir: str) -> Dict[str, float]:
     """The dive metrics of the last validation that mmengine logged
     (``vis_data/scalars.json``): per-property accuracy and Spearman, %."""
     metrics = None
-    for name in sorted(os.listdir(work_dir)):
-        path = osp.join(work_dir, name, 'vis_data', 'scalars.json')
-        if not osp.isfile(path):
-            continue
-        with open(path) as f:
-            for line in f:
-                row = json.loads(line)
-                if any(k.startswith(('acc/', 'aqa/')) for k in row):
-                    metrics = {
-                        k: v
-                        for k, v in row.items()
-                        if k.startswith(('acc/', 'aqa/'))
-                    }
+    for row in read_scalars(work_dir):
+        if any(k.startswith(('acc/', 'aqa/')) for k in row):
+            metrics = {
+                k: v
+                for k, v in row.items() if k.startswith(('acc/', 'aqa/'))
+            }
     if metrics is None:
         raise ValueError(f'{work_dir}: no validation metrics logged')
     return metrics
-
-
-def last_scalar(work_dir: str, key: str) -> Optional[float]:
-    """The last logged training value of ``key`` (mmengine's
-    ``vis_data/scalars.json``), or None."""
-    value = None
-    for name in sorted(os.listdir(work_dir)):
-        path = osp.join(work_dir, name, 'vis_data', 'scalars.json')
-        if not osp.isfile(path):
-            continue
-        with open(path) as f:
-            for line in f:
-                row = json.loads(line)
-                if key in row:
-                    value = row[key]
-    return value
 
 
 def with_mean_accuracy(metrics: Dict[str, float]) -> Dict[str, float]:
@@ -150,25 +133,24 @@ def summarize_models(runs: Dict, baseline: str) -> Dict:
     ``baseline``, the difference to it with Welch's 95% interval."""
     models = {}
     for name, seeds in runs.items():
-        keys = list(seeds[0]['metrics'])
-        entry = dict(metrics={
-            key: seed_summary([run['metrics'][key] for run in seeds])
-            for key in keys
-        })
-        if name != baseline and baseline in runs:
+        compared = name != baseline and baseline in runs
+        rows = {
+            key: compare_seeds(
+                [run['metrics'][key] for run in seeds],
+                [run['metrics'][key]
+                 for run in runs[baseline]] if compared else None)
+            for key in seeds[0]['metrics']
+        }
+        entry = dict(metrics={key: r['stats'] for key, r in rows.items()})
+        if compared:
             entry['baseline'] = baseline
-            entry['diff'] = {
-                key: difference_ci(
-                    entry['metrics'][key]['values'],
-                    [run['metrics'][key] for run in runs[baseline]])
-                for key in keys
-            }
+            entry['diff'] = {key: r['diff'] for key, r in rows.items()}
         hallu = [
             r['final_loss_hallu'] for r in seeds
             if r['final_loss_hallu'] is not None
         ]
         if hallu:
-            entry['final_loss_hallu'] = seed_summary(hallu)
+            entry['final_loss_hallu'] = compare_seeds(hallu)['stats']
         models[name] = entry
     return models
 
@@ -221,7 +203,7 @@ def model_tables(models: Dict, columns: List[tuple],
     to ``baseline`` with the intervals."""
     rows = []
     for name, entry in models.items():
-        cells = [_cell(entry['metrics'][key]) for key, _ in columns]
+        cells = [mean_std(entry['metrics'][key]) for key, _ in columns]
         hallu = entry.get('final_loss_hallu')
         cells.append(f"{hallu['mean']:.3f}" if hallu else '-')
         rows.append([name] + cells)
@@ -229,7 +211,7 @@ def model_tables(models: Dict, columns: List[tuple],
         _table(['model'] + [h for _, h in columns] + ['final loss_hallu'],
                rows), ''
     ]
-    diff_rows = [[name] + [_diff_cell(entry['diff'][key])
+    diff_rows = [[name] + [diff_cell(entry['diff'][key], star=True)
                            for key, _ in columns]
                  for name, entry in models.items() if 'diff' in entry]
     if diff_rows:
@@ -260,8 +242,8 @@ def table9_section(table9: Dict, columns: List[tuple]) -> List[str]:
     for pre in stage1['runs']:
         cells = []
         for fine in ('vanilla', 'hallucinet'):
-            cells.append(_cell(models[grid_row(pre, fine)]['metrics']
-                               ['acc/mean']))
+            cells.append(
+                mean_std(models[grid_row(pre, fine)]['metrics']['acc/mean']))
         grid.append([f'pre-training {pre}'] + cells)
     lines += [
         _table(['', 'fine-tuning vanilla', 'fine-tuning hallucinet'], grid),
@@ -270,59 +252,37 @@ def table9_section(table9: Dict, columns: List[tuple]) -> List[str]:
     return lines + model_tables(models, columns, table9['baseline'])
 
 
-def _cell(stats: Optional[Dict]) -> str:
-    return f"{stats['mean']:.1f} +- {stats['std']:.1f}" if stats else '-'
-
-
-def _diff_cell(diff: Dict) -> str:
-    text = f"{diff['diff']:+.1f}"
-    if diff['low'] is not None:
-        text += f" [{diff['low']:+.1f}, {diff['high']:+.1f}]"
-        if diff['excludes_zero']:
-            text += ' *'
-    return text
-
-
 def plot_results(results: Dict, path: str) -> None:
     """Bars per metric and model (mean, std as error bar) with each seed as
     a dot."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
     import numpy as np
     models = results['models']
     first = next(iter(models.values()))['metrics']
     columns = [c for c in metric_columns(results) if c[0] in first]
     width = 0.8 / len(models)
-    fig, ax = plt.subplots(figsize=(2 + 1.4 * len(columns), 4))
-    x = np.arange(len(columns))
-    for i, (name, entry) in enumerate(models.items()):
-        stats = [entry['metrics'][key] for key, _ in columns]
-        pos = x - 0.4 + width * (i + 0.5)
-        ax.bar(pos, [s['mean'] for s in stats], width,
-               yerr=[s['std'] for s in stats], capsize=3, label=name,
-               color=f'C{i}', alpha=0.7)
-        for p, s in zip(pos, stats):
-            ax.plot([p] * len(s['values']), s['values'], 'k.', ms=3)
-    ax.set_xticks(x)
-    ax.set_xticklabels([h for _, h in columns], rotation=20)
-    ax.set_ylabel('%')
-    ax.axhline(0, color='k', lw=0.5)
-    ax.set_title('diving demo: accuracy per property, their mean, Spearman')
-    ax.grid(axis='y', alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    with figure(path, figsize=(2 + 1.4 * len(columns), 4)) as (_, ax):
+        x = np.arange(len(columns))
+        for i, (name, entry) in enumerate(models.items()):
+            stats = [entry['metrics'][key] for key, _ in columns]
+            bars_with_seeds(ax, x - 0.4 + width * (i + 0.5), stats, width,
+                            marker_size=3,
+                            yerr=[s['std'] for s in stats], capsize=3,
+                            label=name, color=f'C{i}', alpha=0.7)
+        ax.set_xticks(x)
+        ax.set_xticklabels([h for _, h in columns], rotation=20)
+        ax.set_ylabel('%')
+        ax.axhline(0, color='k', lw=0.5)
+        ax.set_title(
+            'diving demo: accuracy per property, their mean, Spearman')
+        ax.grid(axis='y', alpha=0.3)
+        ax.legend()
 
 
 def write_results(results: Dict, work_dir: str) -> None:
+    """The table (printed too), the results and their plot
+    (``results.png``)."""
     table = markdown_table(results)
     print('\n' + table + '\n')
-    os.makedirs(work_dir, exist_ok=True)
-    with open(osp.join(work_dir, 'results.md'), 'w') as f:
-        f.write(table + '\n')
-    with open(osp.join(work_dir, 'results.json'), 'w') as f:
-        json.dump(results, f, indent=1)
-    plot_results(results, osp.join(work_dir, 'results.png'))
+    write_outputs(work_dir, table, results,
+                  lambda path: plot_results(results, path), 'results.png')
     print(f'wrote {work_dir}/results.md, results.json, results.png')

@@ -1,7 +1,7 @@
 """MoNet at the feature level, as its paper runs it, on the demo's videos.
 
 Tang, Ma and Zhou (IJCAI 2019) train MoNet on precomputed feature
-sequences. Here the sequences come from the main demo (``tools/demo.py``):
+sequences. Here the sequences come from the main demo (``python -m demo``):
 
 1. prerequisites, reused from the main demo's work directory when it has
    them: the generated videos, the 3D teacher and the vanilla 2D student
@@ -32,33 +32,42 @@ sequences. Here the sequences come from the main demo (``tools/demo.py``):
 
 Every row is top-1 accuracy on the 240 val videos, mean +- std over seeds,
 and its difference to the appearance stream alone with Welch's 95%
-interval. Results go to ``results.md``, ``results.json`` and
-``results.png`` in the work directory.
+interval (:mod:`demo.monet_feature_demo_report`). Results go to
+``results.md``, ``results.json`` and ``results.png`` in the work directory.
 """
 import argparse
 import copy
 import json
 import os
 import os.path as osp
-import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from demo.driver import (
+    REPO,
+    add_common_args,
+    check_counts,
+    close_log_files,
+    command_line,
+    read_checkpoint,
+    run_jobs,
+)
+from demo.monet_feature_demo_report import (
+    CLASSIFIERS,
+    UNITS,
+    markdown,
+    summarize,
+    write_results,
+)
+
 CONFIG_DIR = osp.join(REPO, 'configs', 'monet', 'features', 'demo')
 MOTION_CONFIG = osp.join(REPO, 'configs', 'demo',
                          'hallucinet_resnet10t_r3d-tiny_adam-10e_demo.py')
 APPEARANCE_CONFIG = osp.join(CONFIG_DIR,
                              'appearance-bank_resnet10t_demo.py')
-UNITS = ('mlp', 'gru', 'bigru', 'conv1d', 'monet')
 # --unlabelled: the main demo's teacher videos (its UNLABELLED_LIST).
 UNLABELLED_LIST = 'teacher_train_list.txt'
 UNLABELLED_STAGE1_LIST = 'train_and_unlabelled_list.txt'
-CLASSIFIERS = ('linear', 'trn', 'netvlad', 'nextvlad')
-UNIT_NAMES = dict(
-    mlp='MLP', gru='GRU', bigru='biGRU', conv1d='conv1d', monet='MoNet')
-CLASSIFIER_NAMES = dict(
-    linear='linear', trn='TRN', netvlad='NetVLAD', nextvlad='NeXtVLAD')
 # Epochs of the two stages: the paper's 40 + 20 at half length (see
 # configs/_base_/schedules/monet-features_demo_adam-20e.py).
 FULL = dict(epochs=20, finetune_epochs=10)
@@ -67,16 +76,23 @@ QUICK = dict(epochs=2, finetune_epochs=1)
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
+        prog='python -m demo monet-features',
         description="MoNet's feature-level experiments (the shapes of its "
         'Tables 1 and 3) on the demo videos')
-    parser.add_argument('--work-dir', default='work_dirs/monet_feature_demo')
+    add_common_args(
+        parser,
+        work_dir='work_dirs/monet_feature_demo',
+        data_root='data/demo',
+        seeds=5,
+        jobs=2,
+        jobs_help='chains of runs (one seed, one classifier) trained side by '
+        'side, one process and thread each',
+        quick_help="smoke run: the main demo's --quick data, 2 epochs")
     parser.add_argument(
         '--demo-work-dir',
         default='work_dirs/demo',
         help="the main demo's work directory: its teacher and vanilla "
         'student are reused, or trained there')
-    parser.add_argument('--data-root', default='data/demo')
-    parser.add_argument('--seeds', type=int, default=5)
     parser.add_argument(
         '--units', nargs='+', choices=UNITS, default=list(UNITS),
         help='sequence models of Table 1')
@@ -89,16 +105,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help="add a row: MoNet (linear classifier) whose stage 1 also "
         "learns from the main demo's 1600 teacher videos, their labels "
         'never read (written as -1); about 3 more minutes')
-    parser.add_argument(
-        '--jobs', type=int, default=2,
-        help='chains of runs (one seed, one classifier) trained side by '
-        'side, one process and thread each')
-    parser.add_argument(
-        '--quick', action='store_true',
-        help="smoke run: the main demo's --quick data, 2 epochs")
     args = parser.parse_args(argv)
-    if args.seeds < 2:
-        parser.error('--seeds: at least 2 (the intervals need them)')
+    # The intervals need two seeds.
+    check_counts(parser, args, min_seeds=2)
+    args.command = command_line('monet-features', argv)
     if 'linear' not in args.classifiers:
         # Table 1 uses the linear classifier.
         args.classifiers.insert(0, 'linear')
@@ -129,8 +139,7 @@ def prerequisites(args: argparse.Namespace) -> Dict:
     teacher = demo.train_teacher()
     last = osp.join(demo.work_dir, 'vanilla', 'seed0', 'last_checkpoint')
     if osp.isfile(last):
-        with open(last) as f:
-            student = f.read().strip()
+        student = read_checkpoint(osp.dirname(last))
         print(f'=== student: {student} exists, reusing it')
     else:
         student = demo.train_student('vanilla', 0, teacher)['checkpoint']
@@ -315,7 +324,6 @@ class Runs:
               extra: Optional[Dict] = None) -> Dict:
         """One run: train, then test on the val videos."""
         from mmengine.config import Config
-        from mmengine.logging import MMLogger
 
         from hallucinet_plugin.engine import WeightsOnlyCheckpointHook
         from hallucinet_plugin.utils.checkpoint_sources import (
@@ -333,8 +341,7 @@ class Runs:
         runner.register_hook(WeightsOnlyCheckpointHook())
         runner.train()
         metrics = runner.test()
-        with open(osp.join(work_dir, 'last_checkpoint')) as f:
-            ckpt = f.read().strip()
+        ckpt = read_checkpoint(work_dir)
         result = dict(
             top1=100.0 * float(metrics['acc/top1']),
             checkpoint=ckpt,
@@ -343,11 +350,8 @@ class Runs:
         if kind == 'monet':
             result['hallu_r2'] = hallucination_r2(runner.model, cfg)
             line += f', R2 of the hallucination {result["hallu_r2"]:.3f}'
-        # Each Runner adds a logger with a file handler; close them.
-        logger = MMLogger._instance_dict.pop(cfg.experiment_name, None)
-        for handler in list(getattr(logger, 'handlers', [])):
-            handler.close()
-            logger.removeHandler(handler)
+        # Each Runner's logger writes a log file: the run is over.
+        close_log_files(runner.logger)
         self.results.setdefault(name, {})[seed] = result
         print(f'  {name} seed {seed}: {line} ({result["seconds"]:.1f} s)',
               flush=True)
@@ -401,204 +405,31 @@ class Runs:
         return {name: seeds[seed] for name, seeds in self.results.items()}
 
 
-def _chain(args: argparse.Namespace, seed: int,
-           classifier: str) -> Dict[str, Dict]:
-    """:meth:`Runs.chain` in a worker process with one thread: the models
-    are tiny, so two chains side by side use both cores better than one
-    chain with two threads."""
+def _chain(job: tuple) -> Dict[str, Dict]:
+    """:meth:`Runs.chain` of ``(args, seed, classifier)`` with one thread
+    (in a worker process when chains go side by side): the models are
+    tiny, so two chains side by side use both cores better than one chain
+    with two threads."""
     import torch
     torch.set_num_threads(1)
+    args, seed, classifier = job
     return Runs(args).chain(seed, classifier)
 
 
 def run_all(args: argparse.Namespace) -> Dict[str, Dict[int, Dict]]:
     """Every seed and classifier, ``--jobs`` chains at a time (the linear
     classifier's, the longest, first); ``{row: {seed: result}}``."""
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-    jobs = [(seed, classifier) for classifier in args.classifiers
+    jobs = [(args, seed, classifier) for classifier in args.classifiers
             for seed in range(args.seeds)]
-    results: Dict[str, Dict[int, Dict]] = {}
-    if args.jobs == 1:
-        done = [_chain(args, *job) for job in jobs]
-    else:
+    if args.jobs > 1:
         print(f'\n=== {len(jobs)} chains of runs (seed x classifier), '
               f'{args.jobs} at a time', flush=True)
-        with ProcessPoolExecutor(
-                args.jobs, mp_context=get_context('spawn')) as pool:
-            done = list(
-                pool.map(_chain, [args] * len(jobs), *zip(*jobs)))
-    for (seed, _), runs in zip(jobs, done):
+    done = run_jobs(_chain, jobs, args.jobs, processes=True)
+    results: Dict[str, Dict[int, Dict]] = {}
+    for (_, seed, _), runs in zip(jobs, done):
         for name, result in runs.items():
             results.setdefault(name, {})[seed] = result
     return results
-
-
-# ----------------------------------------------------------------- results
-def _stats(runs: Dict[int, Dict], key: str = 'top1') -> Dict:
-    from hallucinet_plugin.utils.seed_statistics import seed_summary
-    return seed_summary([runs[s][key] for s in sorted(runs)])
-
-
-def _diff(runs: Dict, reference: Dict) -> Dict:
-    from hallucinet_plugin.utils.seed_statistics import difference_ci
-    seeds = sorted(runs)
-    return difference_ci([runs[s]['top1'] for s in seeds],
-                         [reference[s]['top1'] for s in sorted(reference)])
-
-
-def summarize(results: Dict, args: argparse.Namespace) -> Dict:
-    """Table 1 (sequence models) and Table 3 (classifiers) with statistics
-    over seeds."""
-    table1 = []
-    base = results['appearance_linear']
-    table1.append(dict(row='appearance only', stats=_stats(base)))
-    for unit in args.units:
-        name = f'{unit}_linear'
-        stage1 = results[f'{name}-stage1']
-        table1.append(
-            dict(
-                row=f'{UNIT_NAMES[unit]} (hallucinated motion)',
-                r2=_stats(stage1, 'hallu_r2'),
-                stage1=_stats(stage1),
-                stats=_stats(results[name]),
-                diff=_diff(results[name], base)))
-    if args.unlabelled:
-        name = 'monet_linear-unlabelled'
-        stage1 = results[f'{name}-stage1']
-        table1.append(
-            dict(
-                row='MoNet, stage 1 also on the unlabelled videos',
-                r2=_stats(stage1, 'hallu_r2'),
-                stage1=_stats(stage1),
-                stats=_stats(results[name]),
-                diff=_diff(results[name], base)))
-    table1.append(
-        dict(
-            row='real motion (two-stream)',
-            stats=_stats(results['two-stream_linear']),
-            diff=_diff(results['two-stream_linear'], base)))
-    table3 = []
-    for classifier in args.classifiers:
-        app = results[f'appearance_{classifier}']
-        hallu = results[f'monet_{classifier}']
-        real = results[f'two-stream_{classifier}']
-        table3.append(
-            dict(
-                row=CLASSIFIER_NAMES[classifier],
-                appearance=_stats(app),
-                hallucinated=_stats(hallu),
-                real=_stats(real),
-                diff_hallucinated=_diff(hallu, app),
-                diff_real=_diff(real, app)))
-    return dict(table1=table1, table3=table3)
-
-
-def _cell(stats: Optional[Dict], digits: int = 1) -> str:
-    if stats is None:
-        return '-'
-    return f"{stats['mean']:.{digits}f} +- {stats['std']:.{digits}f}"
-
-
-def _diff_cell(diff: Optional[Dict]) -> str:
-    if diff is None:
-        return '-'
-    if diff['low'] is None:
-        return f"{diff['diff']:+.1f}"
-    return (f"{diff['diff']:+.1f} [{diff['low']:+.1f}, "
-            f"{diff['high']:+.1f}]")
-
-
-def markdown(summary: Dict, seeds: int) -> str:
-    """Both tables as Markdown."""
-    from hallucinet_plugin.utils.report import markdown_table
-    rows1 = [[
-        r['row'],
-        _cell(r.get('r2'), 3),
-        _cell(r.get('stage1')),
-        _cell(r['stats']),
-        _diff_cell(r.get('diff'))
-    ] for r in summary['table1']]
-    rows3 = [[
-        r['row'],
-        _cell(r['appearance']),
-        _cell(r['hallucinated']),
-        _diff_cell(r['diff_hallucinated']),
-        _cell(r['real']),
-        _diff_cell(r['diff_real'])
-    ] for r in summary['table3']]
-    return '\n'.join([
-        f'Top-1 accuracy (%) on the val videos, mean +- std over {seeds} '
-        "seeds; differences to the appearance stream with Welch's 95% "
-        'interval.', '',
-        '**Table 1 shape: the sequence model that hallucinates the motion '
-        'stream** (linear classifier; stage 1 = classifiers frozen from '
-        'the real two-stream model, stage 2 = motion classifier '
-        'fine-tuned on the hallucination; R2: the share of the real motion '
-        "features' variance around their training mean that the stage-1 "
-        'hallucination explains)', '',
-        markdown_table([
-            'model', 'R2 of the hallucination (val)', 'stage 1 top-1',
-            'top-1', 'vs appearance'
-        ], rows1), '',
-        '**Table 3 shape: the classifier** (hallucination by MoNet, after '
-        'stage 2)', '',
-        markdown_table([
-            'classifier', 'appearance', 'hallucinated two-stream',
-            'hallucinated vs appearance', 'real two-stream',
-            'real vs appearance'
-        ], rows3)
-    ])
-
-
-def plot(summary: Dict, path: str, chance: float) -> None:
-    """Both tables as bars, each seed a dot, chance dotted."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-    groups = [('Table 1: sequence model (linear classifier)',
-               [(r['row'].split(' (')[0], r['stats'])
-                for r in summary['table1']]),
-              ('Table 3: classifier', None)]
-    ax = axes[0]
-    labels = [g[0] for g in groups[0][1]]
-    means = [g[1]['mean'] for g in groups[0][1]]
-    ax.bar(range(len(labels)), means, color='tab:blue', alpha=0.6)
-    for i, (_, stats) in enumerate(groups[0][1]):
-        ax.plot([i] * len(stats['values']), stats['values'], 'k.')
-    ax.set_xticks(range(len(labels)), labels, rotation=20)
-    ax.set_ylabel('top-1 (%)')
-    ax.set_title(groups[0][0])
-    for axis in axes:
-        axis.axhline(chance, color='k', ls=':', lw=1)
-    ax = axes[1]
-    kinds = (('appearance', 'tab:gray'), ('hallucinated', 'tab:orange'),
-             ('real', 'tab:green'))
-    width = 0.8 / len(kinds)
-    for k, (kind, color) in enumerate(kinds):
-        for i, row in enumerate(summary['table3']):
-            x = i + (k - 1) * width
-            ax.bar(x, row[kind]['mean'], width, color=color,
-                   label=kind if i == 0 else None, alpha=0.7)
-            ax.plot([x] * len(row[kind]['values']), row[kind]['values'],
-                    'k.')
-    ax.set_xticks(range(len(summary['table3'])),
-                  [r['row'] for r in summary['table3']])
-    ax.set_title(groups[1][0])
-    ax.legend(loc='center left', fontsize='small')
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def write_results(report: Dict, work_dir: str) -> None:
-    with open(osp.join(work_dir, 'results.md'), 'w') as f:
-        f.write(report['markdown'] + '\n')
-    with open(osp.join(work_dir, 'results.json'), 'w') as f:
-        json.dump(report, f, indent=2, default=str)
-    plot(report['summary'], osp.join(work_dir, 'results.png'),
-         report['chance'])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict:
@@ -613,8 +444,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict:
     runs_seconds = time.time() - runs_start
     summary = summarize(results, args)
     report = dict(
-        command=' '.join(['python', 'tools/monet_feature_demo.py'] +
-                         list(sys.argv[1:] if argv is None else argv)),
+        command=args.command,
         videos=counts,
         chance=100.0 / counts['classes'],
         seconds=dict(

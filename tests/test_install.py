@@ -52,8 +52,7 @@ def installed(tmp_path_factory):
                    capture_output=True,
                    timeout=300)
     # A user's folder with the checkout's scripts and configs, but no
-    # package source: the tools' sys.path entry finds nothing to shadow the
-    # installed package.
+    # package source: nothing in reach shadows the installed package.
     user = root / 'user'
     for name in ('tools', 'configs', 'demo'):
         shutil.copytree(
@@ -128,6 +127,11 @@ def test_benchmark_tool_runs_from_the_checkout(installed):
 
 
 def test_demo_entry_point_runs_from_the_checkout(installed):
-    proc = _run(['tools/demo.py', '--help'], installed['user'],
-                installed['env'])
-    assert '--quick' in proc.stdout
+    """``python -m demo`` from the folder that holds demo/, configs/ and
+    tools/: the demos import the installed package, no path edits."""
+    for sub in ([], ['dive'], ['monet-features'], ['data']):
+        proc = _run(['-m', 'demo', *sub, '--help'], installed['user'],
+                    installed['env'])
+        assert f"usage: python -m demo{''.join(' ' + s for s in sub)} " \
+            in proc.stdout, proc.stdout
+    assert '--quick' in proc.stdout or sub == ['data']

@@ -9,7 +9,7 @@ _base_ = [
     '../_base_/default_runtime.py'
 ]
 default_hooks = dict(logger=dict(interval=5))
-teacher_ckpt = 'work_dirs/demo/teacher/teacher.pth'  # tools/demo.py writes it
+teacher_ckpt = 'work_dirs/demo/teacher/teacher.pth'  # python -m demo writes it
 model = dict(
     teacher=dict(
         type='FrozenTeacher',

@@ -10,7 +10,7 @@
 # As in the paper, the hallucination is learned on fixed appearance
 # features: the appearance stream (backbone and cls_head) comes from the
 # trained appearance-only baseline, monet-appearance_resnet10t_adam-10e_demo.py
-# (tools/demo.py passes each seed's checkpoint), and stays frozen, so the
+# (python -m demo passes each seed's checkpoint), and stays frozen, so the
 # two-stream model differs from the baseline only by the hallucinated
 # stream. For end-to-end training set model.freeze_appearance=False and
 # model.appearance_ckpt=None (on the demo that gave no gain:

@@ -2,7 +2,7 @@
 # timm's resnet10t, in place of VGG11-bn: the same 3D-ResNeXt-101 teacher,
 # head, lambda and schedule. It prices the demo's student design at the
 # paper's sizes (`python tools/benchmark.py --preset demo-reference`, and
-# the reference rows of `python tools/demo.py`'s table). The student's
+# the reference rows of `python -m demo`'s table). The student's
 # features are timm's pooled pre-logits (512-d).
 _base_ = ['../hallucinet_vgg11-bn_resnext101_adam-30e_ucf101-static.py']
 

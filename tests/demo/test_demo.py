@@ -31,13 +31,13 @@ def quick_demo(tmp_path_factory):
     """The demo as the README and Get started write it, at quick scale,
     with the MoNet rows that the MoNet guide adds."""
     for page in ('README.md', 'docs/get_started.md'):
-        assert documented_commands(page, 'tools/demo.py') == [[]], page
-    monet = documented_commands('docs/user_guides/monet.md', 'tools/demo.py')
+        assert documented_commands(page, 'demo') == [[]], page
+    monet = documented_commands('docs/user_guides/monet.md', 'demo')
     assert monet == [['--models', 'monet']], monet
     tmp_path = tmp_path_factory.mktemp('quick_demo')
     work_dir, data_root = tmp_path / 'work', tmp_path / 'data'
     # monet brings in monet-appearance, whose checkpoint it starts from.
-    proc = run_tool('tools/demo.py', '--quick', '--seeds', '2',
+    proc = run_tool('-m', 'demo', '--quick', '--seeds', '2',
                     '--models', 'vanilla', 'hallucinet-unlabelled', 'monet',
                     '--work-dir', str(work_dir), '--data-root',
                     str(data_root), timeout=900)

@@ -1,7 +1,6 @@
 import json
 import os
 import os.path as osp
-import runpy
 import subprocess
 import sys
 
@@ -16,6 +15,7 @@ from demo.demo_data import (
     generate_demo_dataset,
     render_video,
 )
+from demo.demo_data_cli import main as generate_main
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY = dict(
@@ -270,17 +270,16 @@ def test_pose_agrees_with_direction_as_configured():
     assert 0.84 <= agreement(0.9, 300) <= 0.96
 
 
-def test_cli_subprocess(tmp_path, monkeypatch, capsys):
+def test_cli_subprocess(tmp_path, capsys):
     root = str(tmp_path / 'cli')
-    tool = osp.join(REPO_ROOT, 'tools', 'generate_demo_data.py')
     args = [
         root, '--num-teacher-videos', '8', '--num-train-videos', '8',
         '--num-val-videos', '8', '--num-frames', '17', '--size', '32',
         '--workers', '2', '--seed', '5'
     ]
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT)
-    out = subprocess.run([sys.executable, tool] + args,
-                         env=env,
+    # From the repository root, as the docs write it.
+    out = subprocess.run([sys.executable, '-m', 'demo', 'data'] + args,
+                         cwd=REPO_ROOT,
                          capture_output=True,
                          text=True,
                          check=True).stdout
@@ -300,16 +299,12 @@ def test_cli_subprocess(tmp_path, monkeypatch, capsys):
     # Re-runs in this process: a second interpreter start (importing torch
     # and mmaction2) would cost more than the rest of this file.
     before = _owned_mtimes(root)
-    monkeypatch.setattr(sys, 'argv', [tool] + args)
-    runpy.run_path(tool, run_name='__main__')
+    generate_main(args)
     assert 'nothing written' in capsys.readouterr().out
     assert _owned_mtimes(root) == before
-    monkeypatch.setattr(sys, 'argv', [tool] + args[:-1] + ['6'])
     with pytest.raises(ValueError, match='seed.*overwrite'):
-        runpy.run_path(tool, run_name='__main__')
-    monkeypatch.setattr(sys, 'argv',
-                        [tool] + args[:-1] + ['6', '--overwrite'])
-    runpy.run_path(tool, run_name='__main__')
+        generate_main(args[:-1] + ['6'])
+    generate_main(args[:-1] + ['6', '--overwrite'])
     assert 'Generated' in capsys.readouterr().out
     with open(osp.join(root, 'meta.json')) as f:
         assert json.load(f)['params']['seed'] == 6

@@ -90,12 +90,12 @@ def quick_demo(tmp_path_factory):
     # What the dives guide runs, at quick scale: the demo, then (in
     # test_quick_table9_grid) its --pretrain grid.
     assert documented_commands('docs/user_guides/dives_aqa.md',
-                               'tools/dive_demo.py') == [[], [],
+                               'demo dive') == [[], [],
                                                          ['--pretrain'],
                                                          ['--quick']]
     root = tmp_path_factory.mktemp('dive_demo')
     work_dir, data_root = root / 'work', root / 'data'
-    proc = run_tool('tools/dive_demo.py', '--quick', '--seeds', '2',
+    proc = run_tool('-m', 'demo', 'dive', '--quick', '--seeds', '2',
                     '--work-dir', str(work_dir), '--data-root',
                     str(data_root), timeout=900)
     return work_dir, data_root, proc
@@ -165,7 +165,7 @@ def test_quick_table9_grid(quick_demo):
     copied tensors are those of the stage-1 checkpoints."""
     work_dir, data_root, _ = quick_demo
     pretrain_root = work_dir.parent / 'pretrain_data'
-    proc = run_tool('tools/dive_demo.py', '--quick', '--seeds', '1',
+    proc = run_tool('-m', 'demo', 'dive', '--quick', '--seeds', '1',
                     '--models', 'vanilla', '--pretrain', '--work-dir',
                     str(work_dir), '--data-root', str(data_root),
                     '--pretrain-data-root', str(pretrain_root), timeout=900)

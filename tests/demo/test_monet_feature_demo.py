@@ -8,12 +8,8 @@ import pytest
 import torch
 from conftest import run_tool
 
-from demo.monet_feature_demo import (
-    config_path,
-    markdown,
-    parse_args,
-    summarize,
-)
+from demo.monet_feature_demo import config_path, parse_args
+from demo.monet_feature_demo_report import markdown, summarize
 from hallucinet_plugin.feature_bank import FeatureBank
 from tests.docs.docs_commands import documented_commands
 
@@ -81,10 +77,10 @@ def test_quick_feature_demo_end_to_end(tmp_path):
     subset = ['--units', 'monet', 'gru', '--classifiers', 'linear',
               'nextvlad']
     assert documented_commands('docs/user_guides/monet.md',
-                               'tools/monet_feature_demo.py') == [
+                               'demo monet-features') == [
                                    [], [], ['--unlabelled'], subset]
     work, demo, data = (tmp_path / n for n in ('work', 'demo', 'data'))
-    proc = run_tool('tools/monet_feature_demo.py', '--quick', '--seeds',
+    proc = run_tool('-m', 'demo', 'monet-features', '--quick', '--seeds',
                     '2', *subset, '--unlabelled', '--work-dir', str(work),
                     '--demo-work-dir', str(demo), '--data-root', str(data),
                     timeout=900)

@@ -8,7 +8,9 @@ A page marks a ```bash block with a comment on the line before it (MyST's
   sandbox where the demo has run at quick scale
   (``tests/demo/test_demo.py``);
 - ``% docs-test: quick TOOL``: an end-to-end test runs that command of
-  TOOL, as the page writes it, plus the tool's ``--quick`` (it calls
+  TOOL (a demo: ``demo`` for ``python -m demo``, ``demo dive`` for
+  ``python -m demo dive``, ...), as the page writes it, plus the demo's
+  ``--quick`` (it calls
   :func:`documented_commands`; :data:`QUICK_RUNS` names the tests);
 - ``% docs-test: skip REASON``: not run (a measurement that takes many
   minutes), with the reason.
@@ -27,6 +29,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+from demo.__main__ import COMMANDS as DEMO_COMMANDS
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 # The pages whose commands and paths are checked: the docs site, the
@@ -41,13 +45,12 @@ PAGES = [p for p in PAGES if '_build' not in p.split(osp.sep)]
 # demo's data, work dir or configs, or runs a demo.
 DEMO_SCALE = re.compile(
     r'work_dirs/demo\b|data/demo\b|configs/demo/|configs/mtl_aqa/demo/|'
-    r'configs/monet/features/demo/|tools/(demo|dive_demo|monet_feature_demo)'
-    r'\.py')
-# Each `quick` tool and the test that runs its documented commands.
+    r'configs/monet/features/demo/|-m demo\b')
+# Each `quick` demo and the test that runs its documented commands.
 QUICK_RUNS = {
-    'tools/demo.py': 'tests/demo/test_demo.py',
-    'tools/dive_demo.py': 'tests/demo/test_dive_demo.py',
-    'tools/monet_feature_demo.py': 'tests/demo/test_monet_feature_demo.py',
+    'demo': 'tests/demo/test_demo.py',
+    'demo dive': 'tests/demo/test_dive_demo.py',
+    'demo monet-features': 'tests/demo/test_monet_feature_demo.py',
 }
 # Top-level folders of the repository: a code span or argument starting
 # with one of them is a repository path that must exist.
@@ -135,14 +138,20 @@ def all_blocks() -> List[Block]:
 def tool_argv(command: str,
               variables: Optional[Dict[str, str]] = None) -> Optional[tuple]:
     """``(tool, argv)`` of a ``python tools/X.py ...`` or ``torchrun ...
-    tools/X.py ...`` command, shell variables substituted; None for other
-    commands."""
+    tools/X.py ...`` command, or of a demo's ``python -m demo [SUBCOMMAND]
+    ...`` (the tool ``demo`` or ``demo SUBCOMMAND``), shell variables
+    substituted; None for other commands."""
     variables = variables or {}
     words = shlex.split(command, comments=True)
     words = [
         re.sub(r'\$(\w+)', lambda m: variables.get(m.group(1), m.group(0)),
                word) for word in words
     ]
+    if words[:1] in (['python'], ['python3']) and words[1:3] == ['-m', 'demo']:
+        argv = words[3:]
+        if argv[:1] and argv[0] in DEMO_COMMANDS:
+            return f'demo {argv[0]}', argv[1:]
+        return 'demo', argv
     for index, word in enumerate(words):
         if word.startswith('tools/') and word.endswith('.py'):
             if index and (words[0] in ('python', 'python3', 'torchrun')):

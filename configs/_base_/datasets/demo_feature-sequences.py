@@ -2,7 +2,7 @@
 # per video, the appearance features of the demo's 2D student (one frame per
 # step) and the motion features of its 3D teacher (the 16-frame clip starting
 # at that frame), both from feature stores written by the feature bank's
-# extraction; tools/monet_feature_demo.py builds them and the lists.
+# extraction; python -m demo monet-features builds them and the lists.
 dataset_type = 'FeatureSequenceDataset'
 feature_root = 'work_dirs/monet_feature_demo'
 ann_file_train = f'{feature_root}/train_list.txt'

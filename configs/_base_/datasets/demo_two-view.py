@@ -1,4 +1,4 @@
-# The embedded demo dataset (tools/generate_demo_data.py): 64x64 mp4 videos
+# The embedded demo dataset (python -m demo data): 64x64 mp4 videos
 # whose classes differ in how a sprite moves. Students see one frame at
 # 48x48, the teacher the 16-frame clip that starts there at 32x32 (64x64
 # frames resized: CPU budget). At 32x32 the students' stride-4 stem leaves

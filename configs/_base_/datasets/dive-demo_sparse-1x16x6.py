@@ -1,5 +1,5 @@
 # The generated diving demo (hallucinet_plugin/apis/dive_demo_dataset.py,
-# tools/dive_demo.py) in MTL-AQA's released layout: 32x32 event videos with
+# python -m demo dive) in MTL-AQA's released layout: 32x32 event videos with
 # several dives each. The MTL-AQA pipelines (mtl-aqa_sparse-1x16x6.py) at the
 # demo's sizes: every 16th frame of a dive's first 96, the student frames and
 # each 16-frame teacher clip at 32x32. No flip: the demo's rotation types

@@ -1,5 +1,5 @@
 # The dive demo's students, trained from scratch on a few dives: Adam, lr
-# 1e-3 with cosine decay (tools/dive_demo.py sets the epochs). At 3e-3 the
+# 1e-3 with cosine decay (python -m demo dive sets the epochs). At 3e-3 the
 # LSTM students learned no property in 20 epochs on 144 generated dives.
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=20, val_interval=20)
 val_cfg = dict(type='ValLoop')

@@ -1,4 +1,4 @@
-# HalluciNet on the generated diving demo (tools/dive_demo.py runs it): a
+# HalluciNet on the generated diving demo (python -m demo dive runs it): a
 # tiny 2D student sees every 16th frame of a dive's first 96 and, from each,
 # hallucinates the tiny 3D teacher's representation of the 16 frames that
 # start there; an LSTM reads the six frames for the five dive properties and

@@ -8,7 +8,7 @@
 #       --splits train val --out work_dirs/monet_feature_demo/appearance.lmdb
 _base_ = ['../../../demo/hallucinet_resnet10t_r3d-tiny_adam-10e_demo.py']
 student_size = {{_base_.student_size}}
-# The main demo's vanilla student (tools/monet_feature_demo.py passes the
+# The main demo's vanilla student (python -m demo monet-features passes the
 # checkpoint it uses).
 student_ckpt = 'work_dirs/demo/vanilla/seed0/epoch_38.pth'
 

@@ -4,7 +4,7 @@
 # appearance features.
 _base_ = ['./monet_linear_adam-20e_demo-features.py']
 num_steps = {{_base_.num_steps}}
-# tools/monet_feature_demo.py passes each seed's own stage-1 checkpoint.
+# python -m demo monet-features passes each seed's own stage-1 checkpoint.
 monet_ckpt = 'work_dirs/monet_feature_demo/monet_linear/seed0/last.pth'
 
 model = dict(

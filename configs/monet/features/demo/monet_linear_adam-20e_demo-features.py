@@ -7,7 +7,7 @@ _base_ = ['./two-stream_linear_adam-20e_demo-features.py']
 appearance_dim = {{_base_.appearance_dim}}
 motion_dim = {{_base_.motion_dim}}
 num_steps = {{_base_.num_steps}}
-# tools/monet_feature_demo.py passes each seed's own checkpoint.
+# python -m demo monet-features passes each seed's own checkpoint.
 two_stream_ckpt = ('work_dirs/monet_feature_demo/'
                    'two-stream_linear/seed0/last.pth')
 

@@ -1,4 +1,4 @@
-# The paper's Table 9 on generated data (tools/dive_demo.py --pretrain),
+# The paper's Table 9 on generated data (python -m demo dive --pretrain),
 # stage 1 with hallucination: the diving demo's student (timm resnet10t,
 # 512-d) trained on the main demo's labelled videos (the stand-in for
 # UCF101: 8 motion classes, one frame at 48x48) while hallucinating the

@@ -1,4 +1,4 @@
-# The paper's Table 9 on generated data (tools/dive_demo.py --pretrain), stage
+# The paper's Table 9 on generated data (python -m demo dive --pretrain), stage
 # 2: the diving demo's vanilla student started from stage 1
 # stage1_vanilla_resnet10t_adam-10e_demo.py (vanilla pre-training on the
 # main demo's videos): its student backbone copied in before training

@@ -1,22 +1,21 @@
-"""Generate the synthetic demo dataset (videos, mmaction2 lists, label map).
+"""``python -m demo data OUT_DIR``: the synthetic demo dataset alone
+(videos, mmaction2 lists, label map; :mod:`demo.demo_data`).
 
 Example::
 
-    python tools/generate_demo_data.py data/demo --seed 0
+    python -m demo data data/demo --seed 0
 """
 import argparse
 import os.path as osp
-import sys
 import time
+from typing import List, Optional
 
-# Run from a source checkout without installing.
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from demo.demo_data import generate_demo_dataset  # noqa: E402
+from demo.demo_data import generate_demo_dataset
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
+        prog='python -m demo data',
         description='Generate the synthetic HalluciNet demo dataset')
     parser.add_argument('out_dir', help='directory to write the dataset to')
     parser.add_argument('--seed', type=int, default=0)
@@ -47,11 +46,11 @@ def parse_args() -> argparse.Namespace:
         help='replace a dataset generated with other parameters')
     parser.add_argument(
         '--no-progress', action='store_true', help='hide the progress bar')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
     start = time.perf_counter()
     meta = generate_demo_dataset(
         args.out_dir,
