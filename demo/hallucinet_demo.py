@@ -371,7 +371,7 @@ def measure_demo_cost(student_config, teacher_ckpt: str,
     # The demo's teacher is sized to train in 2 minutes and costs less than
     # its student: the same student design priced against the paper's
     # teacher, at the paper's sizes, tells a deployer what the pair costs.
-    from hallucinet_plugin.deploy import reference_cost
+    from tools.analysis_tools.benchmark import reference_cost
     cost['reference'] = reference_cost(REFERENCE_PRESET, REPO)
     return cost
 

@@ -111,7 +111,13 @@ def parse_with_tool(tool: str, argv: list) -> str:
         spec = importlib.util.spec_from_file_location(
             'docs_tool_' + osp.splitext(osp.basename(tool))[0], path)
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        # As `python tools/x.py` runs it: its folder first on the path
+        # (tools/benchmark.py imports analysis_tools beside it).
+        sys.path.insert(0, osp.dirname(path))
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.path.remove(osp.dirname(path))
         main = module.main
     old_argv, stderr = sys.argv, io.StringIO()
     sys.argv = [path, *argv]

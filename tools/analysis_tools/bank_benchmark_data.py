@@ -7,7 +7,7 @@ Measured with the demo's 4-ms teacher on 2 cores, decoding hides the
 answer; measured with the paper's configs, it needs UCF101 and Hara's
 checkpoint. This prepares what the measurement needs instead, with no
 download: ``N`` short videos from the demo's generator
-(``tools/generate_demo_data.py``, run as the user would) at a chosen size,
+(``python -m demo data``, run as the user would) at a chosen size,
 both configs' training data pointed at them, a teacher checkpoint of
 random weights (timing does not depend on the weights) when the config's
 own does not exist, students without pretrained weights (no download), and
@@ -26,24 +26,24 @@ from hallucinet_plugin.deploy.spec import without_pretrained
 from hallucinet_plugin.feature_bank import extract_teacher_features
 from hallucinet_plugin.models.teachers import build_teacher
 
-# The demo's generator, a sibling tool.
-GENERATOR = osp.join(
-    osp.dirname(osp.dirname(osp.abspath(__file__))), 'generate_demo_data.py')
+# The checkout whose demo generator (``python -m demo data``) makes them.
+CHECKOUT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def generate_videos(data_root: str, num_videos: int, num_frames: int,
                     size: int) -> None:
     """``num_videos`` videos in the ``train`` split of a demo dataset at
     ``data_root`` (one in each other split), made by
-    ``tools/generate_demo_data.py`` in a subprocess."""
+    ``python -m demo data`` in a subprocess."""
     cmd = [
-        sys.executable, GENERATOR, data_root, '--num-teacher-videos', '1',
+        sys.executable, '-m', 'demo', 'data', data_root,
+        '--num-teacher-videos', '1',
         '--num-train-videos',
         str(num_videos), '--num-val-videos', '1', '--num-frames',
         str(num_frames), '--size',
         str(size), '--overwrite', '--no-progress'
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=CHECKOUT)
     if proc.returncode != 0:
         raise RuntimeError(f'{" ".join(cmd)} failed ({proc.returncode}):\n'
                            f'{proc.stdout[-2000:]}{proc.stderr[-3000:]}')
