@@ -94,14 +94,15 @@ def _teacher_width(section: Dict, teacher: Dict, declared: Dict,
             + (' with model.hallucination.teacher_cfg_options'
                if section.get('teacher_cfg_options') else '')
             + f': {type(err).__name__}: {err}') from err
-    try:
-        dim = inferred_width(built, clip_shape, section.get('teacher_layer'),
-                             section.get('teacher_pool', 'avg'))
-    except KeyError as err:
+    layer = section.get('teacher_layer')
+    if layer is not None and layer not in dict(built.named_modules()):
         raise ValueError(
-            f"{where}: model.hallucination.teacher_layer="
-            f"{section['teacher_layer']!r} is not a submodule of the teacher "
-            "(names as in named_modules(), e.g. 'backbone.layer3')") from err
+            f'{where}: model.hallucination.teacher_layer={layer!r} is not a '
+            "submodule of the teacher (names as in named_modules(), e.g. "
+            "'backbone.layer3')")
+    try:
+        dim = inferred_width(built, clip_shape, layer,
+                             section.get('teacher_pool', 'avg'))
     except Exception as err:
         own = ', '.join(f'{k}={v}' for k, v in declared.items())
         raise ValueError(
@@ -121,7 +122,7 @@ def _teacher_width(section: Dict, teacher: Dict, declared: Dict,
             f"{where}: model.hallucination.teacher_dim="
             f"{section['teacher_dim']} but the teacher gives {dim} features "
             f'per clip at {clip_len}x{height}x{width} (layer '
-            f"{section.get('teacher_layer') or 'the backbone output'}): "
+            f"{layer or 'the backbone output'}): "
             'remove teacher_dim (it is inferred) or set it to '
             f'{dim}')
     return dim, clip_shape

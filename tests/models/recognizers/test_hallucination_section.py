@@ -153,3 +153,14 @@ def test_a_wrong_timm_student_width_says_which_width(tmp_path):
                        r"gives 1024 .*pre-logits width.*model.cls_head."
                        r'in_channels'):
         MODELS.build(dict(model, type='HalluciNet', hallucination=SECTION))
+
+
+def test_teacher_layer_width_is_inferred_and_a_wrong_name_is_named():
+    model = apply_section(recipe_model(TSN),
+                          dict(SECTION, teacher_layer='backbone.layer1',
+                               teacher_scale=(32, 32)))
+    assert model['hallu_head']['out_channels'] < 64  # an early stage
+    with pytest.raises(ValueError, match=r"model.hallucination.teacher_layer="
+                       r"'backbone.nope' is not a submodule"):
+        apply_section(recipe_model(TSN),
+                      dict(SECTION, teacher_layer='backbone.nope'))
